@@ -1,0 +1,6 @@
+// PLACEHOLDER: replaced by the real implementation.
+#include <cstdio>
+#include "cli/commands.h"
+namespace wai::cli {
+int cmd_serve(int, char**) { std::fprintf(stderr, "not implemented yet\n"); return 2; }
+}  // namespace wai::cli

@@ -1,0 +1,28 @@
+// Runtime CPU feature detection. Kernels pick their implementation per call from these flags, so one
+// binary runs everywhere; force_portable() makes every kernel take the portable path (tests, and
+// `WAI_FORCE_PORTABLE=1` in the environment).
+#pragma once
+
+#include <string>
+
+namespace wai::kernels {
+
+struct CpuFeatures {
+  bool avx2 = false;
+  bool fma = false;
+  bool f16c = false;
+  bool avx512f = false;
+  bool avx512bw = false;
+  bool avx512vl = false;
+  bool avx512vnni = false;
+  bool avx512bf16 = false;
+  bool amx_tile = false;
+  bool amx_int8 = false;
+  bool amx_bf16 = false;
+};
+
+const CpuFeatures& cpu_features();  // as usable now (respects force_portable and OS support for AMX)
+void force_portable(bool on);
+std::string cpu_description();      // e.g. "avx512f avx512vnni amx-int8"
+
+}  // namespace wai::kernels

@@ -1,0 +1,33 @@
+// Matrix products of a weight matrix in its stored type with f32 activations.
+//
+// W is [rows, cols] row-major in `type` (a GGUF tensor with dims {cols, rows}); x is [n, cols] f32
+// row-major; y is [n, rows] f32 row-major:   y[t, r] = sum_c W[r, c] * x[t, c].
+//
+// Numerics follow llama.cpp's CPU backend, so that wai and llama.cpp agree on quantized models: the
+// activations are first converted to the weight type's "vec_dot type" (q8_0 for q4_0/q8_0, q8_K for
+// q4_K/q6_K, f16 for f16, bf16 for bf16, f32 for f32) and the dot products are integer (or reduced
+// precision) dot products scaled per block. n == 1 is the decode path (matrix-vector, memory bound);
+// n > 1 is prefill / batched decode (compute bound).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "format/dtype.h"
+#include "util/thread_pool.h"
+
+namespace wai::kernels {
+
+struct MatRef {
+  DType type = DType::F32;
+  const uint8_t* data = nullptr;
+  int64_t rows = 0;
+  int64_t cols = 0;  // multiple of the type's block size
+};
+
+void matmul(const MatRef& w, const float* x, int64_t n, float* y, ThreadPool& pool);
+
+// Reference: dequantize W to f32 and multiply in f64-accumulated f32 (tests only; slow).
+void matmul_reference(const MatRef& w, const float* x, int64_t n, float* y);
+
+}  // namespace wai::kernels

@@ -1,0 +1,1 @@
+// Placeholder so the layer library is never empty; removed when the layer has sources.

@@ -1,0 +1,58 @@
+// The forward pass over a batch of tokens from several sequences.
+//
+// A Batch lists tokens in any order; entry i is token tokens[i] of sequence seq[i] at position pos[i].
+// Within one sequence the positions in a batch must be consecutive and start at that sequence's
+// caches[seq]->n_past(). Logits are produced for the entries with logits[i] != 0, in batch order.
+//
+// Attention semantics (mistral-reference.md §3): the query at position i sees the keys at positions
+// j with i - W < j <= i (W = the cache window, or all j <= i without one). A chunk attends to the cached
+// earlier positions plus itself; its k/v are written to the rolling buffer only after attention, so
+// any chunking gives the same logits.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "model/kv_cache.h"
+#include "model/model.h"
+#include "util/thread_pool.h"
+
+namespace wai::model {
+
+struct Batch {
+  std::vector<int32_t> tokens;
+  std::vector<int32_t> pos;
+  std::vector<int32_t> seq;      // index into `caches`
+  std::vector<uint8_t> logits;   // 1: produce logits for this entry
+
+  void add(int32_t token, int32_t position, int32_t sequence, bool want_logits) {
+    tokens.push_back(token);
+    pos.push_back(position);
+    seq.push_back(sequence);
+    logits.push_back(want_logits ? 1 : 0);
+  }
+  size_t size() const { return tokens.size(); }
+  void clear() { tokens.clear(); pos.clear(); seq.clear(); logits.clear(); }
+};
+
+// Scratch buffers sized for a maximum batch; reuse one per thread of control.
+class Forward {
+ public:
+  Forward(std::shared_ptr<const Model> model, ThreadPool& pool);
+
+  // Runs the batch (split internally into chunks of at most max_chunk tokens when > 0), appends the
+  // requested logits ([n_out, n_vocab] row-major) to `out`. Throws wai::Error (kInvalidInput) for a
+  // token id out of range or positions that do not continue their cache.
+  void run(const Batch& batch, std::span<KvCache* const> caches, std::vector<float>& out);
+
+  const Model& model() const { return *model_; }
+
+ private:
+  std::shared_ptr<const Model> model_;
+  ThreadPool& pool_;
+  // scratch
+  std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, ffo_, scores_;
+};
+
+}  // namespace wai::model

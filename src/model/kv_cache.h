@@ -1,0 +1,41 @@
+// Per-sequence KV cache with an optional rolling buffer (Mistral sliding-window attention).
+//
+// Layout per layer: k and v, each [capacity, n_kv_heads * head_dim] f32. Position p lives in slot
+// p % capacity. With a sliding window W, capacity = W and memory is bounded however long the sequence
+// runs; without one, capacity = the maximum number of positions the sequence may reach.
+// n_past() is the number of positions written so far (the next position to write).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "model/model.h"
+
+namespace wai::model {
+
+class KvCache {
+ public:
+  // window: 0 = full attention (capacity = max_positions); > 0: capacity = min(window, max_positions).
+  KvCache(const Config& cfg, int64_t max_positions);
+
+  int64_t capacity() const { return capacity_; }
+  int64_t window() const { return window_; }
+  int64_t n_past() const { return n_past_; }
+  int64_t max_positions() const { return max_positions_; }
+  int64_t bytes() const;
+  void clear() { n_past_ = 0; }
+
+  float* k(int64_t layer, int64_t slot) { return &k_[(layer * capacity_ + slot) * kv_dim_]; }
+  float* v(int64_t layer, int64_t slot) { return &v_[(layer * capacity_ + slot) * kv_dim_]; }
+  const float* k(int64_t layer, int64_t slot) const { return &k_[(layer * capacity_ + slot) * kv_dim_]; }
+  const float* v(int64_t layer, int64_t slot) const { return &v_[(layer * capacity_ + slot) * kv_dim_]; }
+
+  void advance(int64_t n) { n_past_ += n; }  // called by the forward pass after a chunk is written
+
+ private:
+  int64_t window_, capacity_, max_positions_, kv_dim_, n_layers_;
+  int64_t n_past_ = 0;
+  std::vector<float> k_, v_;
+};
+
+}  // namespace wai::model

@@ -1,0 +1,78 @@
+// The Llama/Mistral transformer as GGUF stores it (general.architecture = "llama").
+//
+// Tensors (ggml dims order, innermost first; shapes below are [rows, cols] = {cols, rows}):
+//   token_embd.weight        [n_vocab, dim]
+//   blk.L.attn_norm.weight   [dim]
+//   blk.L.attn_q.weight      [n_heads * head_dim, dim]
+//   blk.L.attn_k.weight      [n_kv_heads * head_dim, dim]
+//   blk.L.attn_v.weight      [n_kv_heads * head_dim, dim]
+//   blk.L.attn_output.weight [dim, n_heads * head_dim]
+//   blk.L.ffn_norm.weight    [dim]
+//   blk.L.ffn_gate.weight    [ff, dim]   (W1)
+//   blk.L.ffn_up.weight      [ff, dim]   (W3)
+//   blk.L.ffn_down.weight    [dim, ff]   (W2)
+//   output_norm.weight       [dim]
+//   output.weight            [n_vocab, dim]  (absent: tied to token_embd)
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "format/gguf.h"
+#include "kernels/matmul.h"
+
+namespace wai::model {
+
+struct Config {
+  int64_t n_vocab = 0;
+  int64_t dim = 0;
+  int64_t n_layers = 0;
+  int64_t n_heads = 0;
+  int64_t n_kv_heads = 0;  // == n_heads: MHA; 1: MQA; between: GQA (query head h uses kv head h / (n_heads / n_kv_heads))
+  int64_t head_dim = 0;
+  int64_t ff = 0;
+  int64_t context_length = 0;  // trained context (llama.context_length)
+  int64_t sliding_window = 0;  // 0 = full causal attention
+  float norm_eps = 1e-5f;
+  float rope_theta = 10000.0f;
+};
+
+struct LoadOptions {
+  // Overrides llama.attention.sliding_window when >= 0 (0 turns the window off).
+  int64_t sliding_window = -1;
+};
+
+struct LayerWeights {
+  const float* attn_norm = nullptr;  // [dim], f32 (norm weights are converted to f32 at load)
+  kernels::MatRef wq, wk, wv, wo;
+  const float* ffn_norm = nullptr;
+  kernels::MatRef w_gate, w_up, w_down;
+};
+
+class Model {
+ public:
+  // Loads a GGUF file (mmap; weights stay in their stored type). Throws wai::Error naming the missing
+  // key/tensor or the shape mismatch.
+  static std::shared_ptr<const Model> load(const std::string& path, const LoadOptions& opts = {});
+  static std::shared_ptr<const Model> from_file(gguf::File file, const LoadOptions& opts = {});
+
+  const Config& config() const { return cfg_; }
+  const gguf::File& file() const { return file_; }
+  const std::vector<LayerWeights>& layers() const { return layers_; }
+  const kernels::MatRef& token_embd() const { return token_embd_; }
+  const kernels::MatRef& output() const { return output_; }
+  const float* output_norm() const { return output_norm_.data(); }
+  DType weight_type() const;  // type of most weights (for display)
+
+ private:
+  Config cfg_;
+  gguf::File file_;
+  kernels::MatRef token_embd_, output_;
+  std::vector<float> output_norm_;
+  std::vector<std::vector<float>> norms_;  // owned f32 copies of norm weights
+  std::vector<LayerWeights> layers_;
+};
+
+}  // namespace wai::model

@@ -1,0 +1,111 @@
+// The generation engine: one loop thread that decodes every active sequence together (continuous
+// batching). Requests are submitted from any thread; their callbacks run on the loop thread and must
+// be quick (hand data to an I/O thread, never block).
+//
+// Each step: admit queued requests into free slots (up to `parallel`), build one model::Batch holding
+// one decode token for every generating sequence plus a prompt chunk (at most `batch_size` tokens in
+// all) for sequences still prefilling, run it, sample, and deliver tokens. A cancelled request (its
+// callback returned false, or cancel() was called) leaves at the next step and its slot's KV cache is
+// reset and reused.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/forward.h"
+#include "model/model.h"
+#include "text/sampler.h"
+#include "text/tokenizer.h"
+
+namespace wai::runtime {
+
+struct EngineOptions {
+  int threads = 2;
+  int parallel = 4;          // max sequences decoded together (slots)
+  int max_queue = 64;        // waiting requests beyond the slots; more -> QueueFull
+  int batch_size = 512;      // max tokens per forward pass (prefill chunk budget)
+  int64_t context_length = 0;  // per-sequence positions limit; 0 = model's context_length
+};
+
+enum class FinishReason { kStop, kLength, kCancelled, kError };
+const char* finish_reason_name(FinishReason r);  // "stop" | "length" | "cancelled" | "error"
+
+struct GenerateRequest {
+  std::vector<int32_t> prompt;   // already tokenized (with BOS when wanted)
+  text::SamplingParams sampling;
+  int32_t max_tokens = 256;
+  std::vector<std::string> stop; // stop sequences (text)
+  bool want_logprobs = false;
+};
+
+struct TokenEvent {
+  int32_t id = 0;
+  std::string text;      // complete UTF-8 text released by this token (may be empty)
+  float logprob = 0.0f;  // when want_logprobs
+};
+
+struct Completion {
+  FinishReason reason = FinishReason::kStop;
+  std::string error;           // when kError
+  int32_t prompt_tokens = 0;
+  int32_t completion_tokens = 0;
+  std::string tail_text;       // text released at the end (held-back bytes / stop-matcher flush)
+  double time_to_first_token_s = 0;
+  double total_s = 0;
+};
+
+struct Callbacks {
+  // Return false to cancel generation.
+  std::function<bool(const TokenEvent&)> on_token;
+  std::function<void(const Completion&)> on_done;  // called exactly once
+};
+
+class RequestHandle {
+ public:
+  virtual ~RequestHandle() = default;
+  virtual void cancel() = 0;  // thread-safe; on_done(kCancelled) follows within one step
+};
+
+struct EngineStats {
+  int queued = 0;
+  int active = 0;
+  int parallel = 0;
+  int64_t kv_bytes_used = 0;
+  int64_t kv_bytes_total = 0;
+  uint64_t tokens_generated = 0;
+  uint64_t tokens_prompted = 0;
+};
+
+class QueueFull : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class Engine {
+ public:
+  Engine(std::shared_ptr<const model::Model> model, std::shared_ptr<const text::Tokenizer> tok, EngineOptions opts);
+  ~Engine();  // stops the loop; pending requests finish with kCancelled
+
+  // Throws QueueFull when the queue is full (or, with reject_if_busy, when no slot is free), and
+  // wai::Error (kInvalidInput) when the prompt does not fit the context.
+  std::shared_ptr<RequestHandle> submit(GenerateRequest req, Callbacks cb, bool reject_if_busy = false);
+
+  EngineStats stats() const;
+  const model::Model& model() const;
+  const text::Tokenizer& tokenizer() const;
+  int64_t context_length() const;
+
+  // Stop admitting; cancel everything still running after `grace`.
+  void shutdown(std::chrono::milliseconds grace);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace wai::runtime

@@ -1,0 +1,37 @@
+// Chat templates, token-exact (mistral-reference.md §5).
+//
+// kMistralV01: BOS, then per user turn sp("[INST] " + user + " [/INST]"), per assistant turn
+//   sp(assistant) + EOS; system messages are joined with "\n\n" and prepended (with "\n\n") to the first
+//   user message; consecutive same-role messages are joined with "\n\n".
+// kLlama2: BOS "[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST] {assistant} </s><s>[INST] ..."
+// kPlain: completion style, "{system}\n\n{user}\n..." as raw text with BOS.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "text/tokenizer.h"
+
+namespace wai::text {
+
+struct ChatMessage {
+  std::string role;  // "system" | "user" | "assistant" (| "tool", treated as user text)
+  std::string content;
+};
+
+enum class ChatTemplate { kMistralV01, kLlama2, kPlain };
+
+std::optional<ChatTemplate> chat_template_from_name(std::string_view name);  // "mistral-v0.1", "llama2", "plain"
+std::string_view chat_template_name(ChatTemplate t);
+// Picks a template from GGUF metadata (tokenizer.chat_template text, general.name); kMistralV01 default.
+ChatTemplate detect_chat_template(const gguf::File& file);
+
+// Throws wai::Error (kInvalidInput) for an empty conversation, an unknown role, or a conversation with
+// no user message.
+std::vector<int32_t> apply_chat_template(ChatTemplate t, const Tokenizer& tok, std::span<const ChatMessage> messages);
+
+}  // namespace wai::text

@@ -1,0 +1,84 @@
+#include "util/thread_pool.h"
+
+#include <algorithm>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define WAI_PAUSE() _mm_pause()
+#else
+#define WAI_PAUSE() ((void)0)
+#endif
+
+namespace wai {
+
+ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
+  for (int i = 1; i < n_threads_; ++i) threads_.emplace_back([this, i] { worker(i); });
+}
+
+ThreadPool::~ThreadPool() {
+  stop_.store(true, std::memory_order_release);
+  epoch_.fetch_add(1, std::memory_order_acq_rel);
+  epoch_.notify_all();
+  for (auto& t : threads_) t.join();
+}
+
+void ThreadPool::worker(int index) {
+  uint64_t seen = 0;
+  for (;;) {
+    // Spin a little (the next parallel call usually follows within microseconds), then sleep.
+    uint64_t e = epoch_.load(std::memory_order_acquire);
+    for (int spin = 0; e == seen && spin < 20000; ++spin) {
+      WAI_PAUSE();
+      e = epoch_.load(std::memory_order_acquire);
+    }
+    while (e == seen) {
+      epoch_.wait(seen, std::memory_order_acquire);
+      e = epoch_.load(std::memory_order_acquire);
+    }
+    seen = e;
+    if (stop_.load(std::memory_order_acquire)) return;
+    (*job_)(index, n_threads_);
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
+  }
+}
+
+void ThreadPool::run(const std::function<void(int, int)>& fn) {
+  if (n_threads_ == 1) {
+    fn(0, 1);
+    return;
+  }
+  job_ = &fn;
+  pending_.store(n_threads_ - 1, std::memory_order_release);
+  epoch_.fetch_add(1, std::memory_order_acq_rel);
+  epoch_.notify_all();
+  fn(0, n_threads_);
+  int p = pending_.load(std::memory_order_acquire);
+  for (int spin = 0; p != 0 && spin < 100000; ++spin) {
+    WAI_PAUSE();
+    p = pending_.load(std::memory_order_acquire);
+  }
+  while (p != 0) {
+    pending_.wait(p, std::memory_order_acquire);
+    p = pending_.load(std::memory_order_acquire);
+  }
+  job_ = nullptr;
+}
+
+void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain) {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(1, grain);
+  int64_t units = (n + grain - 1) / grain;
+  int nt = static_cast<int>(std::min<int64_t>(n_threads_, units));
+  if (nt <= 1) {
+    fn(0, n);
+    return;
+  }
+  run([&](int t, int total) {
+    if (t >= nt) return;
+    int64_t u0 = units * t / nt, u1 = units * (t + 1) / nt;
+    int64_t b = u0 * grain, e = std::min(n, u1 * grain);
+    if (b < e) fn(b, e);
+  });
+}
+
+}  // namespace wai
