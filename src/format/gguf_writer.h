@@ -29,7 +29,12 @@ class Writer {
   void write(const std::string& path) const;
   std::vector<uint8_t> to_bytes() const;  // the same bytes, in memory (tests)
 
+  // general.alignment when set (must be a u32 nonzero power of two, else wai::Error), else 32.
+  uint64_t alignment() const;
+
  private:
+  std::vector<uint8_t> header_bytes() const;  // header, metadata, tensor infos, padding
+
   struct Pending {
     std::string name;
     std::vector<int64_t> dims;
