@@ -1,0 +1,77 @@
+// The matmul driver: validates shapes, converts the activations once per call to the weight type's
+// vec_dot type, then splits the weight rows across the pool and runs the chosen slice kernel.
+#include "kernels/matmul.h"
+
+#include <string>
+#include <vector>
+
+#include "kernels/blocks.h"
+#include "kernels/cpu.h"
+#include "kernels/gemm.h"
+#include "kernels/quant.h"
+#include "util/error.h"
+
+namespace wai::kernels {
+namespace {
+
+void check_shapes(const MatRef& w, int64_t n) {
+  const auto& info = dtype_info(w.type);
+  if (w.rows < 0 || w.cols < 0 || n < 0)
+    fail(ErrorKind::kInvalidInput, "matmul: negative shape");
+  if (w.cols % info.block_size != 0)
+    fail(ErrorKind::kInvalidInput, "matmul: " + std::to_string(w.cols) + " columns is not a multiple of " +
+                                       std::string(info.name) + "'s block size " + std::to_string(info.block_size));
+}
+
+}  // namespace
+
+void matmul(const MatRef& w, const float* x, int64_t n, float* y, ThreadPool& pool) {
+  check_shapes(w, n);
+  const DType vdt = vec_dot_type(w.type);
+  if (n == 0 || w.rows == 0) return;
+  if (w.cols == 0) {
+    for (int64_t i = 0; i < n * w.rows; ++i) y[i] = 0;
+    return;
+  }
+  GemmArgs a;
+  a.w = w;
+  a.n = n;
+  a.y = y;
+  a.ldy = w.rows;
+  a.xq_stride = *row_bytes(vdt, w.cols);
+  if (vdt == DType::F32) {
+    a.xq = reinterpret_cast<const uint8_t*>(x);
+  } else {
+    // Reused per calling thread: prefill activations can be megabytes, and matmul runs per layer.
+    thread_local std::vector<uint8_t> buf;
+    if (buf.size() < a.xq_stride * static_cast<size_t>(n)) buf.resize(a.xq_stride * static_cast<size_t>(n));
+    uint8_t* q = buf.data();
+    const size_t stride = a.xq_stride;
+    const int64_t cols = w.cols;
+    auto quantize = [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) quantize_activation_row(vdt, x + t * cols, q + t * stride, cols);
+    };
+    if (n >= 4) pool.parallel_for(n, quantize);
+    else quantize(0, n);
+    a.xq = q;
+  }
+  const GemmChoice g = choose_gemm(w.type, n);
+  pool.parallel_for(w.rows, [&](int64_t r0, int64_t r1) { g.fn(a, r0, r1); }, g.grain);
+}
+
+void matmul_reference(const MatRef& w, const float* x, int64_t n, float* y) {
+  check_shapes(w, n);
+  const size_t wstride = *row_bytes(w.type, w.cols);
+  std::vector<float> row(static_cast<size_t>(w.cols));
+  for (int64_t r = 0; r < w.rows; ++r) {
+    dequantize_row(w.type, w.data + static_cast<size_t>(r) * wstride, row.data(), w.cols);
+    for (int64_t t = 0; t < n; ++t) {
+      double s = 0;
+      const float* xt = x + t * w.cols;
+      for (int64_t c = 0; c < w.cols; ++c) s += static_cast<double>(row[c]) * xt[c];
+      y[t * w.rows + r] = static_cast<float>(s);
+    }
+  }
+}
+
+}  // namespace wai::kernels

@@ -1,0 +1,308 @@
+// matmul against (1) the f64 reference on dequantized weights, within a bound derived from the
+// activation quantization; (2) an independent scalar transcription of ggml's generic vec_dot
+// formulas and activation quantizers (tight: only f32 summation order may differ); (3) the portable
+// path, for every fast path this CPU has.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "kernels/cpu.h"
+#include "kernels/matmul.h"
+#include "kernels/quant.h"
+#include "util/error.h"
+#include "util/thread_pool.h"
+
+namespace wai::kernels {
+namespace {
+
+struct Weights {
+  DType type;
+  int64_t rows, cols;
+  std::vector<uint8_t> data;
+  std::vector<float> deq;  // dequantized, [rows, cols]
+  MatRef ref() const { return {type, data.data(), rows, cols}; }
+};
+
+Weights make_weights(DType t, int64_t rows, int64_t cols, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> g(0.0f, 0.05f);
+  std::vector<float> f(static_cast<size_t>(rows * cols));
+  for (auto& v : f) v = g(rng);
+  Weights w{t, rows, cols, std::vector<uint8_t>(*row_bytes(t, cols) * rows), std::vector<float>(f.size())};
+  const size_t rb = *row_bytes(t, cols);
+  for (int64_t r = 0; r < rows; ++r) {
+    quantize_row(t, f.data() + r * cols, w.data.data() + r * rb, cols);
+    dequantize_row(t, w.data.data() + r * rb, w.deq.data() + r * cols, cols);
+  }
+  return w;
+}
+
+std::vector<float> activations(int64_t n, int64_t cols, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(n * cols));
+  for (auto& v : x) v = g(rng);
+  for (size_t i = 0; i < x.size(); i += 53) x[i] *= 8;  // outliers, as in real activations
+  return x;
+}
+
+// |error| of y[t, r] from converting activation row t to the vec_dot type, bounded per element:
+// q8_0: d/2 + 127 |d - f16(d)| <= amax_32 (1/254 + 1/2048); q8_K: amax_256/254; f16: |x| 2^-11;
+// bf16: |x| 2^-8; plus f32 accumulation, cols * 2^-24 * sum |w x|.
+double bound(const Weights& w, const float* x, int64_t r) {
+  const float* wr = w.deq.data() + r * w.cols;
+  double b = 0, mag = 0;
+  const int64_t blk = w.type == DType::Q4_0 || w.type == DType::Q8_0 ? 32 : 256;
+  for (int64_t c0 = 0; c0 < w.cols; c0 += blk) {
+    float amax = 0;
+    for (int64_t c = c0; c < std::min(w.cols, c0 + blk); ++c) amax = std::max(amax, std::fabs(x[c]));
+    for (int64_t c = c0; c < std::min(w.cols, c0 + blk); ++c) {
+      const double aw = std::fabs(wr[c]), ax = std::fabs(x[c]);
+      mag += aw * ax;
+      switch (w.type) {
+        case DType::Q4_0:
+        case DType::Q8_0: b += aw * amax * (1.0 / 254 + 1.0 / 2048); break;
+        case DType::Q4_K:
+        case DType::Q6_K: b += aw * amax / 254; break;
+        case DType::F16: b += aw * ax * 0x1p-11; break;
+        case DType::BF16: b += aw * ax * 0x1p-8; break;
+        default: break;
+      }
+    }
+  }
+  return b * 1.001 + mag * static_cast<double>(w.cols) * 0x1p-24 + 1e-6;
+}
+
+const DType kTypes[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K};
+
+TEST(Matmul, MatchesReferenceWithinActivationQuantizationBound) {
+  ThreadPool pool(2);
+  for (DType t : kTypes) {
+    for (int64_t rows : {1, 7, 33}) {
+      const int64_t cols = 512;
+      const Weights w = make_weights(t, rows, cols, 100 + static_cast<uint32_t>(rows));
+      for (int64_t n : {1, 3, 17, 64}) {
+        const auto x = activations(n, cols, 7 + static_cast<uint32_t>(n));
+        std::vector<float> y(n * rows), ref(n * rows);
+        matmul(w.ref(), x.data(), n, y.data(), pool);
+        matmul_reference(w.ref(), x.data(), n, ref.data());
+        for (int64_t i = 0; i < n; ++i)
+          for (int64_t r = 0; r < rows; ++r)
+            ASSERT_NEAR(y[i * rows + r], ref[i * rows + r], bound(w, x.data() + i * cols, r))
+                << dtype_name(t) << " rows " << rows << " n " << n << " at " << i << "," << r;
+      }
+    }
+  }
+}
+
+// ---- an independent scalar transcription of ggml's generic formulas -----------------------------
+
+float h2f(uint16_t h) { return f16_to_f32(h); }  // exhaustively checked against F16C in test_kernels_quant
+
+// ggml's x86 quantize_row_q8_0: d = amax/127 -> f16, q = round-half-even(x * 127/amax).
+std::vector<uint8_t> ggml_q8_0(const float* x, int64_t n) {
+  std::vector<uint8_t> out(n / 32 * 34);
+  for (int64_t b = 0; b < n / 32; ++b) {
+    float amax = 0;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b * 32 + j]));
+    const uint16_t d = f32_to_f16(amax / 127.f);
+    std::memcpy(&out[b * 34], &d, 2);
+    const float id = amax != 0 ? 127.f / amax : 0.f;
+    for (int j = 0; j < 32; ++j) out[b * 34 + 2 + j] = static_cast<uint8_t>(static_cast<int8_t>(std::nearbyint(x[b * 32 + j] * id)));
+  }
+  return out;
+}
+
+struct Q8K {
+  float d;
+  int8_t qs[256];
+  int16_t bsums[16];
+};
+
+// ggml's quantize_row_q8_K_ref.
+std::vector<Q8K> ggml_q8_K(const float* x, int64_t n) {
+  std::vector<Q8K> out(n / 256);
+  for (int64_t b = 0; b < n / 256; ++b) {
+    const float* xb = x + b * 256;
+    float max = 0, amax = 0;
+    for (int j = 0; j < 256; ++j)
+      if (std::fabs(xb[j]) > amax) amax = std::fabs(xb[j]), max = xb[j];
+    const float iscale = -127.f / max;
+    for (int j = 0; j < 256; ++j) out[b].qs[j] = static_cast<int8_t>(std::min(127, static_cast<int>(std::nearbyint(iscale * xb[j]))));
+    for (int j = 0; j < 16; ++j) {
+      int s = 0;
+      for (int i = 0; i < 16; ++i) s += out[b].qs[16 * j + i];
+      out[b].bsums[j] = static_cast<int16_t>(s);
+    }
+    out[b].d = 1 / iscale;
+  }
+  return out;
+}
+
+// Returns ggml's dot and the sum of |per-block terms| (the scale of f32 rounding differences).
+std::pair<double, double> ggml_dot(DType t, const uint8_t* w, const float* x, int64_t n) {
+  double sum = 0, mag = 0;
+  auto add = [&](double term) { sum += term, mag += std::fabs(term); };
+  if (t == DType::Q4_0 || t == DType::Q8_0) {
+    const auto q = ggml_q8_0(x, n);
+    const size_t bs = t == DType::Q4_0 ? 18 : 34;
+    for (int64_t b = 0; b < n / 32; ++b) {
+      const uint8_t* wb = w + b * bs;
+      const int8_t* xq = reinterpret_cast<const int8_t*>(&q[b * 34 + 2]);
+      uint16_t dw, dx;
+      std::memcpy(&dw, wb, 2);
+      std::memcpy(&dx, &q[b * 34], 2);
+      int sumi = 0;
+      for (int j = 0; j < 32; ++j) {
+        const int wq = t == DType::Q4_0 ? (j < 16 ? (wb[2 + j] & 15) : (wb[2 + j - 16] >> 4)) - 8
+                                        : static_cast<int8_t>(wb[2 + j]);
+        sumi += wq * xq[j];
+      }
+      add(static_cast<double>(h2f(dw) * h2f(dx)) * sumi);
+    }
+  } else if (t == DType::Q4_K) {
+    // ggml's generic ggml_vec_dot_q4_K_q8_K, with its kmask unpacking of the 12 scale bytes.
+    const auto q = ggml_q8_K(x, n);
+    const uint32_t kmask1 = 0x3f3f3f3f, kmask2 = 0x0f0f0f0f, kmask3 = 0x03030303;
+    for (int64_t b = 0; b < n / 256; ++b) {
+      const uint8_t* wb = w + b * 144;
+      uint16_t d16, dmin16;
+      std::memcpy(&d16, wb, 2);
+      std::memcpy(&dmin16, wb + 2, 2);
+      uint32_t utmp[4];
+      std::memcpy(utmp, wb + 4, 12);
+      utmp[3] = ((utmp[2] >> 4) & kmask2) | (((utmp[1] >> 6) & kmask3) << 4);
+      const uint32_t uaux = utmp[1] & kmask1;
+      utmp[1] = (utmp[2] & kmask2) | (((utmp[0] >> 6) & kmask3) << 4);
+      utmp[2] = uaux;
+      utmp[0] &= kmask1;
+      const uint8_t* scales = reinterpret_cast<const uint8_t*>(&utmp[0]);
+      const uint8_t* mins = reinterpret_cast<const uint8_t*>(&utmp[2]);
+      int8_t a[256];
+      for (int j = 0; j < 4; ++j)
+        for (int l = 0; l < 32; ++l) a[64 * j + l] = wb[16 + 32 * j + l] & 15, a[64 * j + 32 + l] = wb[16 + 32 * j + l] >> 4;
+      int sumi_min = 0;
+      for (int j = 0; j < 16; ++j) sumi_min += q[b].bsums[j] * mins[j / 2];
+      int sumi = 0;
+      for (int j = 0; j < 8; ++j)
+        for (int l = 0; l < 32; ++l) sumi += scales[j] * a[32 * j + l] * q[b].qs[32 * j + l];
+      add(static_cast<double>(h2f(d16) * q[b].d) * sumi);
+      add(-static_cast<double>(h2f(dmin16) * q[b].d) * sumi_min);
+    }
+  } else if (t == DType::Q6_K) {
+    const auto q = ggml_q8_K(x, n);
+    for (int64_t b = 0; b < n / 256; ++b) {
+      const uint8_t* ql = w + b * 210;
+      const uint8_t* qh = ql + 128;
+      const int8_t* sc = reinterpret_cast<const int8_t*>(ql + 192);
+      uint16_t d16;
+      std::memcpy(&d16, ql + 208, 2);
+      int8_t a[256];
+      for (int h = 0; h < 2; ++h)
+        for (int l = 0; l < 32; ++l) {
+          const uint8_t* L = ql + 64 * h;
+          const uint8_t H = qh[32 * h + l];
+          a[128 * h + l] = static_cast<int8_t>(((L[l] & 15) | ((H & 3) << 4)) - 32);
+          a[128 * h + l + 32] = static_cast<int8_t>(((L[l + 32] & 15) | (((H >> 2) & 3) << 4)) - 32);
+          a[128 * h + l + 64] = static_cast<int8_t>(((L[l] >> 4) | (((H >> 4) & 3) << 4)) - 32);
+          a[128 * h + l + 96] = static_cast<int8_t>(((L[l + 32] >> 4) | (((H >> 6) & 3) << 4)) - 32);
+        }
+      int sumi = 0;
+      for (int j = 0; j < 16; ++j)
+        for (int l = 0; l < 16; ++l) sumi += sc[j] * a[16 * j + l] * q[b].qs[16 * j + l];
+      add(static_cast<double>(h2f(d16) * q[b].d) * sumi);
+    }
+  } else if (t == DType::F16 || t == DType::BF16) {
+    for (int64_t c = 0; c < n; ++c) {
+      uint16_t wv;
+      std::memcpy(&wv, w + 2 * c, 2);
+      const float xv = t == DType::F16 ? h2f(f32_to_f16(x[c])) : bf16_to_f32(f32_to_bf16(x[c]));
+      const float wf = t == DType::F16 ? h2f(wv) : bf16_to_f32(wv);
+      add(static_cast<double>(wf * xv));
+    }
+  } else {
+    for (int64_t c = 0; c < n; ++c) {
+      float wv;
+      std::memcpy(&wv, w + 4 * c, 4);
+      add(static_cast<double>(wv * x[c]));
+    }
+  }
+  return {sum, mag};
+}
+
+void expect_matches_ggml(bool portable) {
+  force_portable(portable);
+  ThreadPool pool(2);
+  for (DType t : kTypes) {
+    const int64_t rows = 19, cols = 1024;
+    const Weights w = make_weights(t, rows, cols, 300);
+    for (int64_t n : {1, 5, 32}) {
+      const auto x = activations(n, cols, 400 + static_cast<uint32_t>(n));
+      std::vector<float> y(n * rows);
+      matmul(w.ref(), x.data(), n, y.data(), pool);
+      const size_t rb = *row_bytes(t, cols);
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t r = 0; r < rows; ++r) {
+          const auto [want, mag] = ggml_dot(t, w.data.data() + r * rb, x.data() + i * cols, cols);
+          ASSERT_NEAR(y[i * rows + r], want, mag * 2e-6 + 1e-7)
+              << dtype_name(t) << (portable ? " portable" : " fast") << " n " << n << " at " << i << "," << r;
+        }
+    }
+  }
+  force_portable(false);
+}
+
+TEST(Matmul, PortableMatchesGgmlFormulas) { expect_matches_ggml(true); }
+TEST(Matmul, DispatchedMatchesGgmlFormulas) { expect_matches_ggml(false); }
+
+// Every fast path against the portable path on identical inputs, at decode and prefill sizes, with
+// row counts that leave partial tiles.
+TEST(Matmul, FastPathsMatchPortable) {
+  ThreadPool pool(2);
+  for (DType t : kTypes) {
+    for (int64_t rows : {5, 64, 75}) {
+      const int64_t cols = 768;
+      const Weights w = make_weights(t, rows, cols, 500 + static_cast<uint32_t>(rows));
+      for (int64_t n : {1, 2, 4, 15, 16, 33, 64}) {
+        const auto x = activations(n, cols, 600 + static_cast<uint32_t>(n));
+        std::vector<float> fast(n * rows), port(n * rows);
+        force_portable(false);
+        matmul(w.ref(), x.data(), n, fast.data(), pool);
+        force_portable(true);
+        matmul(w.ref(), x.data(), n, port.data(), pool);
+        force_portable(false);
+        for (int64_t i = 0; i < n * rows; ++i) {
+          // Both sum identical integer block dot products; only the f32 order of the block sums differs.
+          const auto [want, mag] = ggml_dot(t, w.data.data() + (i % rows) * *row_bytes(t, cols), x.data() + (i / rows) * cols, cols);
+          (void)want;
+          ASSERT_NEAR(fast[i], port[i], mag * 4e-6 + 1e-7) << dtype_name(t) << " rows " << rows << " n " << n << " i " << i;
+        }
+      }
+    }
+  }
+}
+
+TEST(Matmul, SingleThreadEqualsTwoThreads) {
+  ThreadPool one(1), two(2);
+  const Weights w = make_weights(DType::Q4_0, 37, 256, 9);
+  const auto x = activations(3, 256, 10);
+  std::vector<float> a(3 * 37), b(3 * 37);
+  matmul(w.ref(), x.data(), 3, a.data(), one);
+  matmul(w.ref(), x.data(), 3, b.data(), two);
+  EXPECT_EQ(a, b);  // rows are independent; the split must not change any value
+}
+
+TEST(Matmul, RejectsBadShapesAndTypes) {
+  ThreadPool pool(1);
+  std::vector<uint8_t> buf(4096);
+  float x[64] = {}, y[64];
+  EXPECT_THROW(matmul({DType::Q4_0, buf.data(), 2, 48}, x, 1, y, pool), Error);
+  EXPECT_THROW(matmul({DType::Q5_K, buf.data(), 1, 256}, x, 1, y, pool), Error);
+  EXPECT_THROW(matmul_reference({DType::Q4_K, buf.data(), 1, 64}, x, 1, y), Error);
+}
+
+}  // namespace
+}  // namespace wai::kernels
