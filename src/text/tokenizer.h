@@ -8,10 +8,12 @@
 // spaces, reassembles byte pieces into UTF-8, and strips the leading space of the first piece.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "format/gguf.h"
@@ -20,10 +22,23 @@ namespace wai::text {
 
 enum class TokenType : int32_t { kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6 };
 
+// A vocabulary as plain arrays (what the GGUF keys hold); pieces, scores and types have one entry per id.
+struct Vocab {
+  std::vector<std::string> pieces;
+  std::vector<float> scores;
+  std::vector<TokenType> types;
+  int32_t bos = 1, eos = 2, unk = 0;
+  int32_t eot = -1;               // optional end-of-turn id (-1: none)
+  bool add_bos = true;            // tokenizer.ggml.add_bos_token
+  bool add_space_prefix = true;   // tokenizer.ggml.add_space_prefix (SentencePiece add_dummy_prefix)
+};
+
 class Tokenizer {
  public:
   // Throws wai::Error naming the missing or inconsistent key.
   static Tokenizer from_gguf(const gguf::File& file);
+  // Throws wai::Error when the arrays disagree in length, are empty, or a special id is out of range.
+  static Tokenizer from_vocab(Vocab vocab);
 
   std::vector<int32_t> encode(std::string_view text, bool add_bos) const;
   std::string decode(std::span<const int32_t> ids) const;  // skips control tokens
@@ -36,10 +51,38 @@ class Tokenizer {
   int32_t eos() const;
   int32_t unk() const;
   bool add_bos() const;
+  bool add_space_prefix() const { return v_.add_space_prefix; }
   bool is_control(int32_t id) const;
   bool is_eog(int32_t id) const;  // end of generation (eos, eot)
 
-  // (implementation detail members added by the implementer)
+  TokenType type(int32_t id) const;
+  float score(int32_t id) const;
+  // The byte a <0xXX> piece stands for, or -1.
+  int byte_value(int32_t id) const;
+
+ private:
+  // Heterogeneous lookup: find by string_view without building a std::string.
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  using PieceMap = std::unordered_map<std::string, int32_t, Hash, std::equal_to<>>;
+
+  void check_id(int32_t id) const;  // throws wai::Error for an id outside [0, n_vocab)
+  // SentencePiece's identity normalizer: invalid UTF-8 bytes -> U+FFFD (one per byte), ' ' -> "▁",
+  // dummy prefix. Returns "" for "".
+  std::string normalize(std::string_view text) const;
+  // Longest user-defined piece that prefixes `s` (0: none).
+  size_t match_user_defined(std::string_view s) const;
+  int32_t lookup(std::string_view piece) const;  // reserved first, then mergeable; -1 when absent
+
+  Vocab v_;
+  PieceMap mergeable_;  // normal, user-defined, unused: what BPE may produce (SentencePiece pieces_)
+  PieceMap reserved_;   // control, unknown, byte (SentencePiece reserved_id_map_)
+  std::array<int32_t, 256> byte_id_{};   // <0xXX> ids, -1 when missing
+  std::vector<int16_t> byte_of_;         // per id: byte value of a byte piece, or -1
+  bool byte_fallback_ = false;           // all 256 byte pieces present
+  std::vector<std::string> user_defined_;  // sorted longest first
 };
 
 // Incremental decoding for streaming: feed ids one at a time, get back only complete UTF-8 text.
