@@ -48,11 +48,28 @@ class Forward {
 
   const Model& model() const { return *model_; }
 
+  // Tokens per internal chunk (the prefill batch size); <= 0: the whole batch in one chunk. Scratch
+  // memory grows with the chunk (about n * (4 * dim + 3 * ff) floats), so keep it bounded.
+  void set_max_chunk(int64_t n) { max_chunk_ = n; }
+  int64_t max_chunk() const { return max_chunk_; }
+
  private:
+  // Checks every entry (token range, sequence index, positions continuing each cache) before anything
+  // is written, so a rejected batch leaves the caches untouched.
+  void validate(const Batch& batch, std::span<KvCache* const> caches) const;
+  // Entries [begin, end) of the batch: one pass through all layers, caches advanced at the end.
+  void run_chunk(const Batch& batch, size_t begin, size_t end, std::span<KvCache* const> caches,
+                 std::vector<float>& out);
+  void attention(int64_t layer, size_t begin, size_t n, const Batch& batch, std::span<KvCache* const> caches);
+
   std::shared_ptr<const Model> model_;
   ThreadPool& pool_;
-  // scratch
+  int64_t max_chunk_ = 512;
+  // scratch, [n, width] row-major for the n tokens of the current chunk
   std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, ffo_, scores_;
+  std::vector<float> rope_;                     // [n, head_dim]: (cos, sin) per rotated pair
+  std::vector<int64_t> n_past_;                 // per sequence, at the start of the chunk
+  std::vector<std::vector<int32_t>> seq_rows_;  // per sequence: chunk rows in position order
 };
 
 }  // namespace wai::model

@@ -22,6 +22,8 @@ class KvCache {
   int64_t window() const { return window_; }
   int64_t n_past() const { return n_past_; }
   int64_t max_positions() const { return max_positions_; }
+  int64_t kv_dim() const { return kv_dim_; }
+  int64_t n_layers() const { return n_layers_; }
   int64_t bytes() const;
   void clear() { n_past_ = 0; }
 
