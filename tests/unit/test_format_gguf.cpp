@@ -242,3 +242,29 @@ TEST(GgufRealFiles, TokenizerVocabs) {
 
 }  // namespace
 }  // namespace wai::gguf
+
+namespace wai::gguf {
+namespace {
+
+// The Writer, fed a real file's metadata and tensors in file order, reproduces the file byte for byte:
+// the files were written by llama.cpp's tools / gguf-py, so this checks the Writer's layout against theirs.
+TEST(GgufRealFiles, WriterReproducesFilesByteForByte) {
+  for (const char* rel : {"models/stories260K.gguf", "testdata/tokenizer/ggml-vocab-llama-spm.gguf",
+                          "testdata/tokenizer/mistral-v0.1-vocab.gguf"}) {
+    SCOPED_TRACE(rel);
+    File f = File::open(std::string(WAI_SHARED_DIR) + "/" + rel);
+    Writer w;
+    for (const auto& kv : f.metadata()) w.set(kv.key, kv.value);
+    for (const auto& t : f.tensors()) w.add_tensor(t.name, t.dims, t.type, {t.data, t.nbytes});
+    auto bytes = w.to_bytes();
+    // gguf-py once wrote tensor-less files without the final padding (ggml-vocab-llama-spm.gguf); the
+    // Writer pads like llama.cpp's gguf_write_to_buf does.
+    const bool unpadded = f.tensors().empty() && f.bytes().size() % f.alignment() != 0;
+    ASSERT_EQ(bytes.size(), unpadded ? f.data_offset() : f.bytes().size());
+    EXPECT_TRUE(std::equal(f.bytes().begin(), f.bytes().end(), bytes.begin()));
+    for (size_t i = f.bytes().size(); i < bytes.size(); ++i) EXPECT_EQ(bytes[i], 0) << i;
+  }
+}
+
+}  // namespace
+}  // namespace wai::gguf
