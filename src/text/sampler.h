@@ -25,14 +25,17 @@ struct SamplingParams {
 class Sampler {
  public:
   explicit Sampler(const SamplingParams& p);
-  // logits: [n_vocab] (modified in place); history: previously generated/prompt ids (for penalties).
+  // logits: [n_vocab] (modified in place: NaN -> -inf, penalties applied); history: previously
+  // generated/prompt ids (for penalties; ids outside [0, n_vocab) are ignored). Throws wai::Error for
+  // empty logits. repetition_penalty <= 0 is treated as off; top_p <= 0 keeps only the best token.
   int32_t sample(std::span<float> logits, std::span<const int32_t> history);
   const SamplingParams& params() const { return p_; }
 
  private:
   SamplingParams p_;
   std::mt19937_64 rng_;
-  std::vector<std::pair<float, int32_t>> cand_;
+  std::vector<std::pair<float, int32_t>> cand_;  // (logit, id), scratch reused across calls
+  std::vector<double> weights_;                  // scratch: softmax weights of cand_
 };
 
 // log-softmax of one logit row at `id` (for logprobs and eval).

@@ -16,12 +16,14 @@ class StopMatcher {
     std::string emit;  // safe to send now
     bool stopped = false;
   };
+  // After a match, further pushes return {"", true}. Empty stop strings are ignored.
   Result push(std::string_view text);
-  std::string flush();  // held-back text at the end of generation (no match)
+  std::string flush();  // held-back text at the end of generation (no match); "" after a match
 
  private:
   std::vector<std::string> stops_;
   std::string held_;
+  bool stopped_ = false;
 };
 
 }  // namespace wai::text

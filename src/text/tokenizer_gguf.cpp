@@ -56,7 +56,7 @@ Tokenizer Tokenizer::from_gguf(const gguf::File& f) {
   }
   v.bos = get_id(f, "tokenizer.ggml.bos_token_id", 1);
   v.eos = get_id(f, "tokenizer.ggml.eos_token_id", 2);
-  v.unk = get_id(f, "tokenizer.ggml.unknown_token_id", -1);
+  v.unk = get_id(f, "tokenizer.ggml.unknown_token_id", 0);  // llama.cpp's SPM defaults: unk 0, bos 1, eos 2
   v.eot = get_id(f, "tokenizer.ggml.eot_token_id", -1);
   v.add_bos = f.get_bool("tokenizer.ggml.add_bos_token").value_or(true);
   v.add_space_prefix = f.get_bool("tokenizer.ggml.add_space_prefix").value_or(true);

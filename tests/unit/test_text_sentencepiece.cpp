@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "format/gguf.h"
+#include "text/chat_template.h"
 #include "text/tokenizer.h"
 #include "text/utf8.h"
 
@@ -244,6 +245,33 @@ TEST_F(SentencePieceOracle, DecodeOfArbitraryIdSequencesMatches) {
     streamed += sd.flush();
     ASSERT_EQ(streamed, ref) << ids_str(ids32);
   }
+}
+
+// The Mistral v0.1 instruct layout (mistral-reference.md §5) with each sp(...) segment tokenized by the
+// reference library: BOS, sp("[INST] " + user + " [/INST]"), sp(assistant) EOS, system before the first
+// user message.
+TEST_F(SentencePieceOracle, MistralChatTemplateMatchesReferenceSegments) {
+  using wai::text::ChatMessage;
+  const auto sp = [&](const std::string& text) {
+    std::vector<int> ids;
+    EXPECT_TRUE(sp_->Encode(text, &ids).ok());
+    return std::vector<int32_t>(ids.begin(), ids.end());
+  };
+  const auto cat = [](std::initializer_list<std::vector<int32_t>> parts) {
+    std::vector<int32_t> out;
+    for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
+    return out;
+  };
+  const std::vector<ChatMessage> plain = {{"user", "a"}, {"assistant", "b"}, {"user", "c"}, {"assistant", "d"}};
+  EXPECT_EQ(wai::text::apply_chat_template(wai::text::ChatTemplate::kMistralV01, *tok_, plain),
+            cat({{1}, sp("[INST] a [/INST]"), sp("b"), {2}, sp("[INST] c [/INST]"), sp("d"), {2}}));
+  const std::vector<ChatMessage> sys = {{"system", "You are a pirate. Answer in one line."},
+                                        {"user", "What is the capital of France?"},
+                                        {"assistant", "Arr, Paris it be!"},
+                                        {"user", "And of Japan? 日本 🦙"}};
+  EXPECT_EQ(wai::text::apply_chat_template(wai::text::ChatTemplate::kMistralV01, *tok_, sys),
+            cat({{1}, sp("[INST] You are a pirate. Answer in one line.\n\nWhat is the capital of France? [/INST]"),
+                 sp("Arr, Paris it be!"), {2}, sp("[INST] And of Japan? 日本 🦙 [/INST]")}));
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "format/gguf.h"
+#include "format/gguf_writer.h"
 #include "text/tokenizer.h"
 #include "util/error.h"
 
@@ -248,6 +249,35 @@ TEST(TokenizerSmallVocab, BadVocabulariesThrow) {
   v.types[3] = TokenType::kByte;
   EXPECT_THROW(Tokenizer::from_vocab(v), wai::Error);
   EXPECT_THROW(Tokenizer::from_vocab(Vocab{}), wai::Error);
+}
+
+TEST(TokenizerGguf, MissingOrWrongKeysThrow) {
+  const auto build = [](bool tokens, const std::string& model) {
+    wai::gguf::Writer w;
+    if (!model.empty()) w.set_string("tokenizer.ggml.model", model);
+    if (tokens) {
+      wai::gguf::Array a;
+      a.elem_type = wai::gguf::ValueType::STRING;
+      for (const char* p : {"<unk>", "<s>", "</s>", "a"}) a.items.push_back({wai::gguf::ValueType::STRING, std::string(p)});
+      w.set_array("tokenizer.ggml.tokens", a);
+    }
+    return w.to_bytes();
+  };
+  const auto ok = build(true, "llama");
+  const Tokenizer t = Tokenizer::from_gguf(wai::gguf::File::parse(ok));
+  EXPECT_EQ(t.n_vocab(), 4);
+  EXPECT_EQ(t.encode("aa", false), (std::vector<int32_t>{0, 3, 3}));  // "▁" has no piece and no bytes: unk
+  const auto no_tokens = build(false, "llama");
+  EXPECT_THROW(Tokenizer::from_gguf(wai::gguf::File::parse(no_tokens)), wai::Error);
+  const auto no_model = build(true, "");
+  EXPECT_THROW(Tokenizer::from_gguf(wai::gguf::File::parse(no_model)), wai::Error);
+  const auto gpt2 = build(true, "gpt2");
+  try {
+    Tokenizer::from_gguf(wai::gguf::File::parse(gpt2));
+    ADD_FAILURE() << "no throw";
+  } catch (const wai::Error& e) {
+    EXPECT_EQ(e.kind(), wai::ErrorKind::kUnsupported);
+  }
 }
 
 }  // namespace
