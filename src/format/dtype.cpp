@@ -13,8 +13,9 @@ struct Entry {
   DTypeInfo info;
 };
 
-// Sizes from ggml (ggml-common.h). Types ggml removed (4, 5) or never defined are absent.
-constexpr std::array<Entry, 20> kTypes = {{
+// Sizes from ggml (ggml-common.h, sizeof(block_*)). Types ggml removed (4, 5, 31-33, 36-38: old
+// interleaved/repacked variants) or never defined are absent.
+constexpr std::array<Entry, 32> kTypes = {{
     {0, {"f32", 1, 4, true}},
     {1, {"f16", 1, 2, true}},
     {2, {"q4_0", 32, 18, true}},
@@ -29,12 +30,24 @@ constexpr std::array<Entry, 20> kTypes = {{
     {13, {"q5_K", 256, 176, false}},
     {14, {"q6_K", 256, 210, true}},
     {15, {"q8_K", 256, 292, true}},
+    {16, {"iq2_xxs", 256, 66, false}},
+    {17, {"iq2_xs", 256, 74, false}},
+    {18, {"iq3_xxs", 256, 98, false}},
+    {19, {"iq1_s", 256, 50, false}},
+    {20, {"iq4_nl", 32, 18, false}},
+    {21, {"iq3_s", 256, 110, false}},
+    {22, {"iq2_s", 256, 82, false}},
+    {23, {"iq4_xs", 256, 136, false}},
     {24, {"i8", 1, 1, false}},
     {25, {"i16", 1, 2, false}},
     {26, {"i32", 1, 4, false}},
     {27, {"i64", 1, 8, false}},
     {28, {"f64", 1, 8, false}},
+    {29, {"iq1_m", 256, 56, false}},
     {30, {"bf16", 1, 2, true}},
+    {34, {"tq1_0", 256, 54, false}},
+    {35, {"tq2_0", 256, 66, false}},
+    {39, {"mxfp4", 32, 17, false}},
 }};
 
 }  // namespace

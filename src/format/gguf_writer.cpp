@@ -155,8 +155,7 @@ uint64_t Writer::alignment() const {
 // Everything before the data section, padding included.
 std::vector<uint8_t> Writer::header_bytes() const {
   const uint64_t align = alignment();
-  std::vector<uint8_t> out;
-  out.insert(out.end(), {'G', 'G', 'U', 'F'});
+  std::vector<uint8_t> out = {'G', 'G', 'U', 'F'};
   put<uint32_t>(out, 3);
   put<uint64_t>(out, tensors_.size());
   put<uint64_t>(out, kv_.size());

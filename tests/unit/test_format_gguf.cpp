@@ -117,7 +117,7 @@ TEST(GgufRoundTrip, TensorsOfEveryType) {
       {"bf16", {2, 2, 2, 2}, DType::BF16, 32},   {"q8_0", {64, 3}, DType::Q8_0, 2 * 3 * 34},
       {"q4_0", {32, 1, 2}, DType::Q4_0, 2 * 18}, {"q4_K", {512, 2}, DType::Q4_K, 2 * 2 * 144},
       {"q6_K", {256}, DType::Q6_K, 210},         {"q5_1", {32}, DType::Q5_1, 24},
-      {"i8", {3}, DType::I8, 3},
+      {"i8", {3}, DType::I8, 3},                 {"iq4_xs", {256, 2}, DType::IQ4_XS, 2 * 136},
   };
   std::vector<std::vector<uint8_t>> datas;
   Writer w;
