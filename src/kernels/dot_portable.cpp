@@ -122,13 +122,30 @@ float vec_dot_portable(DType wtype, int64_t n, const void* w, const void* x) {
   }
 }
 
-void gemm_portable(const GemmArgs& a, int64_t r0, int64_t r1) {
+namespace {
+
+size_t portable_act_bytes(DType wtype, int64_t n, int64_t cols) {
+  return *row_bytes(vec_dot_type(wtype), cols) * static_cast<size_t>(n);
+}
+
+void portable_prepare(DType wtype, const float* x, int64_t, int64_t cols, int64_t t0, int64_t t1, uint8_t* buf) {
+  const DType vdt = vec_dot_type(wtype);
+  const size_t stride = *row_bytes(vdt, cols);
+  for (int64_t t = t0; t < t1; ++t) quantize_activation_row(vdt, x + t * cols, buf + t * stride, cols);
+}
+
+void portable_run(const GemmArgs& a, int64_t r0, int64_t r1) {
   const size_t wstride = *row_bytes(a.w.type, a.w.cols);
+  const size_t xstride = *row_bytes(vec_dot_type(a.w.type), a.w.cols);
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* wr = a.w.data + static_cast<size_t>(r) * wstride;
     for (int64_t t = 0; t < a.n; ++t)
-      a.y[t * a.ldy + r] = vec_dot_portable(a.w.type, a.w.cols, wr, a.xq + static_cast<size_t>(t) * a.xq_stride);
+      a.y[t * a.ldy + r] = vec_dot_portable(a.w.type, a.w.cols, wr, a.xq + static_cast<size_t>(t) * xstride);
   }
 }
+
+}  // namespace
+
+const GemmKernel kGemmPortable = {"portable", 4, 1, portable_act_bytes, portable_prepare, portable_run};
 
 }  // namespace wai::kernels

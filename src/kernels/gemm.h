@@ -1,5 +1,11 @@
 // Kernel-internal interface between the matmul driver (matmul.cpp) and its implementations
 // (portable, AVX-512/VNNI, AMX). Not for use outside src/kernels and its tests.
+//
+// A kernel owns the layout of its prepared activations: the driver asks it for a buffer size,
+// calls prepare() once per call over ranges of activation rows (in parallel, ranges aligned to
+// act_grain), then run() over ranges of weight rows (aligned to row_grain) on every thread.
+// Every layout holds exactly the values ggml's quantize_row_<vec_dot_type> produces; kernels differ
+// only in how they arrange them and in the f32 order of the per-block sums.
 #pragma once
 
 #include <cstddef>
@@ -9,29 +15,33 @@
 
 namespace wai::kernels {
 
-// One slice of a product: for weight rows r in [r0, r1) and activation rows t in [0, n):
-//   y[t * ldy + r] = dot(W row r, activation row t)
-// xq holds the n activation rows already converted to vec_dot_type(w.type), xq_stride bytes apart.
 struct GemmArgs {
   MatRef w;
-  const uint8_t* xq = nullptr;
-  size_t xq_stride = 0;
-  int64_t n = 0;
-  float* y = nullptr;
+  const uint8_t* xq = nullptr;  // prepared activations (kernel's layout)
+  int64_t n = 0;                // activation rows
+  float* y = nullptr;           // y[t * ldy + r]
   int64_t ldy = 0;
 };
-using GemmFn = void (*)(const GemmArgs& a, int64_t r0, int64_t r1);
 
-// The portable slice kernel (one vec_dot per (row, t)); always available.
-void gemm_portable(const GemmArgs& a, int64_t r0, int64_t r1);
-
-// The fastest slice kernel for this weight type and batch size on this CPU (cpu_features(); the
-// portable kernel when force_portable is on), and the row grain its threads should split on.
-struct GemmChoice {
-  GemmFn fn;
-  int64_t grain;
+struct GemmKernel {
   const char* name;
+  int64_t row_grain;  // weight rows per unit of work split across threads
+  int64_t act_grain;  // activation rows prepare() handles as a unit (tile height)
+  size_t (*act_bytes)(DType wtype, int64_t n, int64_t cols);
+  // Prepares activation rows [t0, t1) of x ([n, cols] f32) into buf.
+  void (*prepare)(DType wtype, const float* x, int64_t n, int64_t cols, int64_t t0, int64_t t1, uint8_t* buf);
+  // y[t, r] for all t and r in [r0, r1).
+  void (*run)(const GemmArgs& a, int64_t r0, int64_t r1);
 };
-GemmChoice choose_gemm(DType wtype, int64_t n);
 
+// Always available: activations as rows of vec_dot_type, one vec_dot per (row, t).
+extern const GemmKernel kGemmPortable;
+
+// The fastest kernel for this weight type and batch size on this CPU (cpu_features(); the portable
+// kernel when force_portable is on).
+const GemmKernel& choose_gemm(DType wtype, int64_t n);
+
+// Fast kernels (defined in their own files, compiled for their ISA; only called when the CPU has it).
+extern const GemmKernel kGemmVnniQ8;     // q4_0, q8_0 weights; AVX-512 VNNI
+extern const GemmKernel kGemmAmxQ8;      // q4_0, q8_0 weights; AMX int8 (batches)
 }  // namespace wai::kernels

@@ -1,13 +1,27 @@
-// Runtime dispatch: picks a slice kernel from the CPU features (see gemm.h).
+// Runtime dispatch: picks a kernel from the weight type, the batch size and the CPU features.
 #include "kernels/cpu.h"
 #include "kernels/gemm.h"
 
 namespace wai::kernels {
 
-GemmChoice choose_gemm(DType wtype, int64_t n) {
-  (void)wtype;
-  (void)n;
-  return {gemm_portable, 4, "portable"};
+// Below this many activation rows a 16-row AMX tile is mostly padding and the product is memory
+// bound anyway; VNNI matrix-vector tiles win.
+constexpr int64_t kAmxMinBatch = 8;
+
+const GemmKernel& choose_gemm(DType wtype, int64_t n) {
+  const CpuFeatures& f = cpu_features();
+  const bool vnni = f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni && f.f16c && f.fma && f.avx2;
+  const bool amx = vnni && f.amx_tile && f.amx_int8;
+  switch (wtype) {
+    case DType::Q4_0:
+    case DType::Q8_0:
+      if (amx && n >= kAmxMinBatch) return kGemmAmxQ8;
+      if (vnni) return kGemmVnniQ8;
+      break;
+    default:
+      break;
+  }
+  return kGemmPortable;
 }
 
 }  // namespace wai::kernels

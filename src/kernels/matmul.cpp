@@ -33,30 +33,26 @@ void matmul(const MatRef& w, const float* x, int64_t n, float* y, ThreadPool& po
     for (int64_t i = 0; i < n * w.rows; ++i) y[i] = 0;
     return;
   }
+  const GemmKernel& k = choose_gemm(w.type, n);
   GemmArgs a;
   a.w = w;
   a.n = n;
   a.y = y;
   a.ldy = w.rows;
-  a.xq_stride = *row_bytes(vdt, w.cols);
-  if (vdt == DType::F32) {
-    a.xq = reinterpret_cast<const uint8_t*>(x);
+  if (vdt == DType::F32 && &k == &kGemmPortable) {
+    a.xq = reinterpret_cast<const uint8_t*>(x);  // f32 rows are already the portable layout
   } else {
     // Reused per calling thread: prefill activations can be megabytes, and matmul runs per layer.
     thread_local std::vector<uint8_t> buf;
-    if (buf.size() < a.xq_stride * static_cast<size_t>(n)) buf.resize(a.xq_stride * static_cast<size_t>(n));
+    const size_t bytes = k.act_bytes(w.type, n, w.cols);
+    if (buf.size() < bytes) buf.resize(bytes);
     uint8_t* q = buf.data();
-    const size_t stride = a.xq_stride;
-    const int64_t cols = w.cols;
-    auto quantize = [&](int64_t t0, int64_t t1) {
-      for (int64_t t = t0; t < t1; ++t) quantize_activation_row(vdt, x + t * cols, q + t * stride, cols);
-    };
-    if (n >= 4) pool.parallel_for(n, quantize);
-    else quantize(0, n);
+    auto prepare = [&](int64_t t0, int64_t t1) { k.prepare(w.type, x, n, w.cols, t0, t1, q); };
+    if (n >= 4) pool.parallel_for(n, prepare, k.act_grain);
+    else prepare(0, n);
     a.xq = q;
   }
-  const GemmChoice g = choose_gemm(w.type, n);
-  pool.parallel_for(w.rows, [&](int64_t r0, int64_t r1) { g.fn(a, r0, r1); }, g.grain);
+  pool.parallel_for(w.rows, [&](int64_t r0, int64_t r1) { k.run(a, r0, r1); }, k.row_grain);
 }
 
 void matmul_reference(const MatRef& w, const float* x, int64_t n, float* y) {

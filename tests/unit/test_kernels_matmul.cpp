@@ -263,8 +263,8 @@ TEST(Matmul, DispatchedMatchesGgmlFormulas) { expect_matches_ggml(false); }
 TEST(Matmul, FastPathsMatchPortable) {
   ThreadPool pool(2);
   for (DType t : kTypes) {
-    for (int64_t rows : {5, 64, 75}) {
-      const int64_t cols = 768;
+    for (int64_t rows : {5, 64, 75})
+    for (int64_t cols : {t == DType::Q4_K || t == DType::Q6_K ? int64_t{256} : int64_t{96}, int64_t{768}}) {
       const Weights w = make_weights(t, rows, cols, 500 + static_cast<uint32_t>(rows));
       for (int64_t n : {1, 2, 4, 15, 16, 33, 64}) {
         const auto x = activations(n, cols, 600 + static_cast<uint32_t>(n));

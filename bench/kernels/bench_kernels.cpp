@@ -1,0 +1,79 @@
+// Micro-benchmark of kernels::matmul at Mistral-7B shapes: GB/s of weights streamed for decode
+// (n = 1) and GFLOP/s (2 * rows * cols * n / s) for prefill batches.
+//   wai-bench-kernels [--threads T] [--n N] [--types q4_0,q8_0,...] [--portable]
+#include <chrono>
+#include <ctime>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu.h"
+#include "kernels/matmul.h"
+#include "kernels/quant.h"
+#include "util/thread_pool.h"
+
+using namespace wai;
+
+int main(int argc, char** argv) {
+  int threads = 2;
+  int64_t nbatch = 128;
+  std::string types = "q4_0,q8_0,q4_K,q6_K,f16,bf16";
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--n") && i + 1 < argc) nbatch = std::atoll(argv[++i]);
+    else if (!std::strcmp(argv[i], "--types") && i + 1 < argc) types = argv[++i];
+    else if (!std::strcmp(argv[i], "--portable")) kernels::force_portable(true);
+  }
+  std::printf("cpu: %s, threads %d\n", kernels::cpu_description().c_str(), threads);
+  ThreadPool pool(threads);
+  const int64_t shapes[3][2] = {{4096, 4096}, {14336, 4096}, {4096, 14336}};  // rows, cols
+  std::mt19937 rng(1);
+  std::normal_distribution<float> g(0, 0.05f);
+  size_t pos = 0;
+  while (pos < types.size()) {
+    size_t comma = types.find(',', pos);
+    if (comma == std::string::npos) comma = types.size();
+    const auto t = dtype_from_name(types.substr(pos, comma - pos));
+    pos = comma + 1;
+    if (!t) continue;
+    for (const auto& s : shapes) {
+      const int64_t rows = s[0], cols = s[1];
+      const size_t rb = *row_bytes(*t, cols);
+      // 64 distinct quantized rows, repeated (quantizing 58M weights with the K-quant search is slow).
+      std::vector<uint8_t> w(rb * rows);
+      std::vector<float> f(cols);
+      for (int r = 0; r < 64; ++r) {
+        for (auto& v : f) v = g(rng);
+        kernels::quantize_row(*t, f.data(), w.data() + r * rb, cols);
+      }
+      for (int64_t r = 64; r < rows; ++r) std::memcpy(w.data() + r * rb, w.data() + (r % 64) * rb, rb);
+      const kernels::MatRef m{*t, w.data(), rows, cols};
+      for (int64_t n : {int64_t{1}, nbatch}) {
+        std::vector<float> x(n * cols), y(n * rows);
+        for (auto& v : x) v = g(rng) * 20;
+        kernels::matmul(m, x.data(), n, y.data(), pool);  // warm up
+        int reps = 0;
+        timespec c0, c1;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+        const auto t0 = std::chrono::steady_clock::now();
+        double el = 0;
+        do {
+          kernels::matmul(m, x.data(), n, y.data(), pool);
+          ++reps;
+          el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        } while (el < 0.5 && reps < 200);
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+        // The machine may be shared: CPU seconds per thread is the better estimate of the kernel's
+        // speed when other processes take cores (it still includes pool spin-waits).
+        const double cpu = ((c1.tv_sec - c0.tv_sec) + 1e-9 * (c1.tv_nsec - c0.tv_nsec)) / reps / threads;
+        const double sec = (cpu > 0 && cpu < el / reps) ? cpu : el / reps;
+        std::printf("%-5s %5lld x %5lld  n=%-4lld %8.3f ms (wall %8.3f)  %6.1f GB/s  %7.1f GFLOP/s\n", std::string(dtype_name(*t)).c_str(),
+                    static_cast<long long>(rows), static_cast<long long>(cols), static_cast<long long>(n), sec * 1e3, el / reps * 1e3,
+                    static_cast<double>(w.size()) / sec / 1e9, 2.0 * rows * cols * n / sec / 1e9);
+        std::fflush(stdout);
+      }
+    }
+  }
+}

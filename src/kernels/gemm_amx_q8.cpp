@@ -1,0 +1,180 @@
+// q4_0 / q8_0 weights against q8_0 activations with AMX int8 tiles (TDPBSSD), for prefill batches.
+//
+// Per 32-element block b, one tile product gives the exact integer dot products of 16 weight rows
+// with 16 activation rows, C[r][t] = sum_k w[r][k] * x[t][k] (q4_0 unpacked to signed q - 8, so no
+// offset correction is needed); each is then scaled by f16(d_w[r,b]) * f16(d_x[t,b]) and accumulated
+// in f32, exactly ggml's per-block formula (only the f32 order of the block sums differs).
+//
+// Layouts: activations are prepared per tile of 16 rows in the B-operand ("VNNI") layout, per block
+// 8 rows of 64 bytes: B[k/4][4t + k%4] = x_q[t][32b + k]; padding rows are zero with zero scale.
+// Weights: 16 rows at a time are unpacked to int8 [16][cols] (q8_0 full tiles are read in place).
+//
+// Compiled for AMX/AVX-512; only called after choose_gemm checked the CPU and the OS permission.
+// No std:: templates here (see gemm_vnni_q8.cpp).
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,f16c,fma,avx2,amx-tile,amx-int8")
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "kernels/blocks.h"
+#include "kernels/gemm.h"
+#include "kernels/quant.h"
+
+namespace wai::kernels {
+namespace {
+
+constexpr int kTile = 16;
+
+inline int64_t tiles_of(int64_t n) { return (n + kTile - 1) / kTile; }
+// Bytes of one prepared activation tile: per block 512 bytes of quants, then per block 16 f32 d.
+inline size_t tile_bytes(int64_t nb) { return static_cast<size_t>(nb) * (512 + 64); }
+
+size_t act_bytes(DType, int64_t n, int64_t cols) { return tiles_of(n) * tile_bytes(cols / kQK0); }
+
+void prepare(DType, const float* x, int64_t n, int64_t cols, int64_t t0, int64_t t1, uint8_t* buf) {
+  const int64_t nb = cols / kQK0;
+  BlockQ8_0* q = static_cast<BlockQ8_0*>(std::malloc(sizeof(BlockQ8_0) * nb));
+  for (int64_t tt = t0 / kTile; tt < tiles_of(t1); ++tt) {
+    uint8_t* tile = buf + tt * tile_bytes(nb);
+    float* dx = reinterpret_cast<float*>(tile + nb * 512);
+    for (int t = 0; t < kTile; ++t) {
+      const int64_t row = tt * kTile + t;
+      if (row < n) {
+        quantize_activation_row(DType::Q8_0, x + row * cols, q, cols);
+      } else {
+        std::memset(q, 0, sizeof(BlockQ8_0) * nb);
+      }
+      for (int64_t b = 0; b < nb; ++b) {
+        uint8_t* dst = tile + b * 512 + 4 * t;
+        for (int k4 = 0; k4 < 8; ++k4) std::memcpy(dst + 64 * k4, q[b].qs + 4 * k4, 4);
+        dx[b * kTile + t] = f16_to_f32(q[b].d);
+      }
+    }
+  }
+  std::free(q);
+}
+
+struct alignas(64) TileConfig {
+  uint8_t palette = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+// tmm0/tmm3: weights (16 x 32 bytes); tmm1/tmm4: activations (8 x 64 bytes); tmm2/tmm5: C (16 x 16 i32).
+void load_config() {
+  TileConfig c;
+  for (int i : {0, 3}) c.rows[i] = 16, c.colsb[i] = 32;
+  for (int i : {1, 4}) c.rows[i] = 8, c.colsb[i] = 64;
+  for (int i : {2, 5}) c.rows[i] = 16, c.colsb[i] = 64;
+  _tile_loadconfig(&c);
+}
+
+// acc[r] (16 activation rows of weight row r) += C[r][.] * d_w[r] * d_x[.]
+inline void scale_accumulate(const int32_t* c, const float* dw, const float* dx, __m512* acc) {
+  const __m512 vdx = _mm512_loadu_ps(dx);
+  for (int r = 0; r < kTile; ++r) {
+    const __m512 ci = _mm512_cvtepi32_ps(_mm512_load_si512(c + 16 * r));
+    acc[r] = _mm512_fmadd_ps(ci, _mm512_mul_ps(_mm512_set1_ps(dw[r]), vdx), acc[r]);
+  }
+}
+
+// One 16 x 16 output tile over all nb blocks: w is int8 [16][wstride] at block 0 (block b at +bstride),
+// xt is a prepared activation tile, dw is f32 [nb][16].
+void tile_product(const uint8_t* w, size_t wstride, size_t bstride, const uint8_t* xt, int64_t nb, const float* dw,
+                  __m512* acc) {
+  alignas(64) int32_t c0[256], c1[256];
+  const float* dx = reinterpret_cast<const float*>(xt + nb * 512);
+  for (int r = 0; r < kTile; ++r) acc[r] = _mm512_setzero_ps();
+  int64_t b = 0;
+  // Two blocks in flight: the tile unit computes block b+1 while the vector unit scales block b.
+  for (; b + 2 <= nb; b += 2) {
+    _tile_zero(2);
+    _tile_loadd(0, w + b * bstride, wstride);
+    _tile_loadd(1, xt + b * 512, 64);
+    _tile_dpbssd(2, 0, 1);
+    _tile_zero(5);
+    _tile_loadd(3, w + (b + 1) * bstride, wstride);
+    _tile_loadd(4, xt + (b + 1) * 512, 64);
+    _tile_dpbssd(5, 3, 4);
+    _tile_stored(2, c0, 64);
+    scale_accumulate(c0, dw + b * kTile, dx + b * kTile, acc);
+    _tile_stored(5, c1, 64);
+    scale_accumulate(c1, dw + (b + 1) * kTile, dx + (b + 1) * kTile, acc);
+  }
+  if (b < nb) {
+    _tile_zero(2);
+    _tile_loadd(0, w + b * bstride, wstride);
+    _tile_loadd(1, xt + b * 512, 64);
+    _tile_dpbssd(2, 0, 1);
+    _tile_stored(2, c0, 64);
+    scale_accumulate(c0, dw + b * kTile, dx + b * kTile, acc);
+  }
+}
+
+void run(const GemmArgs& a, int64_t r0, int64_t r1) {
+  const bool q4 = a.w.type == DType::Q4_0;
+  const int64_t cols = a.w.cols, nb = cols / kQK0;
+  const size_t bs = q4 ? 18 : 34, wrow = static_cast<size_t>(nb) * bs;
+  int8_t* strip = static_cast<int8_t*>(std::aligned_alloc(64, static_cast<size_t>(kTile * cols)));
+  float* dw = static_cast<float*>(std::aligned_alloc(64, static_cast<size_t>(nb * kTile) * sizeof(float)));
+  load_config();
+  alignas(64) float out[kTile][kTile];
+  for (int64_t rt = r0; rt < r1; rt += kTile) {
+    const int nr = static_cast<int>(r1 - rt < kTile ? r1 - rt : kTile);
+    const uint8_t* wbase = a.w.data + rt * wrow;
+    for (int r = 0; r < kTile; ++r)
+      for (int64_t b = 0; b < nb; ++b) {
+        uint16_t d = 0;
+        if (r < nr) std::memcpy(&d, wbase + r * wrow + b * bs, 2);
+        dw[b * kTile + r] = f16_to_f32(d);
+      }
+    const uint8_t* w;
+    size_t wstride, bstride;
+    if (!q4 && nr == kTile) {  // q8_0 quants are read in place: block b of row r at r*wrow + 2 + 34b
+      w = wbase + 2, wstride = wrow, bstride = bs;
+    } else {
+      for (int r = 0; r < kTile; ++r) {
+        int8_t* dst = strip + r * cols;
+        if (r >= nr) {
+          std::memset(dst, 0, static_cast<size_t>(cols));
+          continue;
+        }
+        const uint8_t* src = wbase + r * wrow;
+        for (int64_t b = 0; b < nb; ++b, dst += kQK0) {
+          if (q4) {
+            const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + b * bs + 2));
+            const __m128i m = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm_sub_epi8(_mm_and_si128(v, m), eight));
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 16),
+                             _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(v, 4), m), eight));
+          } else {
+            std::memcpy(dst, src + b * bs + 2, kQK0);
+          }
+        }
+      }
+      w = reinterpret_cast<const uint8_t*>(strip), wstride = static_cast<size_t>(cols), bstride = kQK0;
+    }
+    for (int64_t tt = 0; tt < tiles_of(a.n); ++tt) {
+      __m512 acc[kTile];
+      tile_product(w, wstride, bstride, a.xq + tt * tile_bytes(nb), nb, dw, acc);
+      for (int r = 0; r < kTile; ++r) _mm512_store_ps(out[r], acc[r]);
+      const int nt = static_cast<int>(a.n - tt * kTile < kTile ? a.n - tt * kTile : kTile);
+      for (int t = 0; t < nt; ++t)
+        for (int r = 0; r < nr; ++r) a.y[(tt * kTile + t) * a.ldy + rt + r] = out[r][t];
+    }
+  }
+  _tile_release();
+  std::free(strip);
+  std::free(dw);
+}
+
+}  // namespace
+
+const GemmKernel kGemmAmxQ8 = {"amx-int8", kTile, kTile, act_bytes, prepare, run};
+
+}  // namespace wai::kernels
