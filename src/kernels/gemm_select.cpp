@@ -18,6 +18,10 @@ const GemmKernel& choose_gemm(DType wtype, int64_t n) {
       if (amx && n >= kAmxMinBatch) return kGemmAmxQ8;
       if (vnni) return kGemmVnniQ8;
       break;
+    case DType::Q4_K:
+    case DType::Q6_K:
+      if (vnni) return kGemmVnniK;
+      break;
     default:
       break;
   }

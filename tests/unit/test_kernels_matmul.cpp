@@ -142,10 +142,16 @@ std::vector<Q8K> ggml_q8_K(const float* x, int64_t n) {
   return out;
 }
 
-// Returns ggml's dot and the sum of |per-block terms| (the scale of f32 rounding differences).
+// Returns ggml's dot and the sum of the magnitudes of every scaled product (|d| * sum |w_q x_q|):
+// kernels may split a block's integer sum into partial sums (SIMD lanes) and scale each, so this is
+// the scale of the f32 rounding differences between correct implementations.
 std::pair<double, double> ggml_dot(DType t, const uint8_t* w, const float* x, int64_t n) {
   double sum = 0, mag = 0;
-  auto add = [&](double term) { sum += term, mag += std::fabs(term); };
+  // scale * sumi, where sumi_abs is the sum of the absolute values of sumi's integer products.
+  auto add = [&](double scale, double sumi, double sumi_abs) {
+    sum += scale * sumi;
+    mag += std::fabs(scale) * sumi_abs;
+  };
   if (t == DType::Q4_0 || t == DType::Q8_0) {
     const auto q = ggml_q8_0(x, n);
     const size_t bs = t == DType::Q4_0 ? 18 : 34;
@@ -155,13 +161,14 @@ std::pair<double, double> ggml_dot(DType t, const uint8_t* w, const float* x, in
       uint16_t dw, dx;
       std::memcpy(&dw, wb, 2);
       std::memcpy(&dx, &q[b * 34], 2);
-      int sumi = 0;
+      int sumi = 0, sabs = 0;
       for (int j = 0; j < 32; ++j) {
         const int wq = t == DType::Q4_0 ? (j < 16 ? (wb[2 + j] & 15) : (wb[2 + j - 16] >> 4)) - 8
                                         : static_cast<int8_t>(wb[2 + j]);
         sumi += wq * xq[j];
+        sabs += std::abs(wq * xq[j]);
       }
-      add(static_cast<double>(h2f(dw) * h2f(dx)) * sumi);
+      add(h2f(dw) * h2f(dx), sumi, sabs);
     }
   } else if (t == DType::Q4_K) {
     // ggml's generic ggml_vec_dot_q4_K_q8_K, with its kmask unpacking of the 12 scale bytes.
@@ -184,13 +191,16 @@ std::pair<double, double> ggml_dot(DType t, const uint8_t* w, const float* x, in
       int8_t a[256];
       for (int j = 0; j < 4; ++j)
         for (int l = 0; l < 32; ++l) a[64 * j + l] = wb[16 + 32 * j + l] & 15, a[64 * j + 32 + l] = wb[16 + 32 * j + l] >> 4;
-      int sumi_min = 0;
-      for (int j = 0; j < 16; ++j) sumi_min += q[b].bsums[j] * mins[j / 2];
-      int sumi = 0;
+      int sumi_min = 0, smin_abs = 0;
+      for (int j = 0; j < 16; ++j) sumi_min += q[b].bsums[j] * mins[j / 2], smin_abs += std::abs(q[b].bsums[j] * mins[j / 2]);
+      int sumi = 0, sabs = 0;
       for (int j = 0; j < 8; ++j)
-        for (int l = 0; l < 32; ++l) sumi += scales[j] * a[32 * j + l] * q[b].qs[32 * j + l];
-      add(static_cast<double>(h2f(d16) * q[b].d) * sumi);
-      add(-static_cast<double>(h2f(dmin16) * q[b].d) * sumi_min);
+        for (int l = 0; l < 32; ++l) {
+          sumi += scales[j] * a[32 * j + l] * q[b].qs[32 * j + l];
+          sabs += std::abs(scales[j] * a[32 * j + l] * q[b].qs[32 * j + l]);
+        }
+      add(h2f(d16) * q[b].d, sumi, sabs);
+      add(-(h2f(dmin16) * q[b].d), sumi_min, smin_abs);
     }
   } else if (t == DType::Q6_K) {
     const auto q = ggml_q8_K(x, n);
@@ -210,10 +220,14 @@ std::pair<double, double> ggml_dot(DType t, const uint8_t* w, const float* x, in
           a[128 * h + l + 64] = static_cast<int8_t>(((L[l] >> 4) | (((H >> 4) & 3) << 4)) - 32);
           a[128 * h + l + 96] = static_cast<int8_t>(((L[l + 32] >> 4) | (((H >> 6) & 3) << 4)) - 32);
         }
-      int sumi = 0;
+      int sumi = 0, sabs = 0;
       for (int j = 0; j < 16; ++j)
-        for (int l = 0; l < 16; ++l) sumi += sc[j] * a[16 * j + l] * q[b].qs[16 * j + l];
-      add(static_cast<double>(h2f(d16) * q[b].d) * sumi);
+        for (int l = 0; l < 16; ++l) {
+          sumi += sc[j] * a[16 * j + l] * q[b].qs[16 * j + l];
+          // (+32: a kernel may sum the unsigned quants and remove the offset per block)
+          sabs += std::abs(sc[j]) * (std::abs(a[16 * j + l] * q[b].qs[16 * j + l]) + 32 * std::abs(q[b].qs[16 * j + l]));
+        }
+      add(h2f(d16) * q[b].d, sumi, sabs);
     }
   } else if (t == DType::F16 || t == DType::BF16) {
     for (int64_t c = 0; c < n; ++c) {
@@ -221,13 +235,13 @@ std::pair<double, double> ggml_dot(DType t, const uint8_t* w, const float* x, in
       std::memcpy(&wv, w + 2 * c, 2);
       const float xv = t == DType::F16 ? h2f(f32_to_f16(x[c])) : bf16_to_f32(f32_to_bf16(x[c]));
       const float wf = t == DType::F16 ? h2f(wv) : bf16_to_f32(wv);
-      add(static_cast<double>(wf * xv));
+      add(1.0, wf * xv, std::fabs(wf * xv));
     }
   } else {
     for (int64_t c = 0; c < n; ++c) {
       float wv;
       std::memcpy(&wv, w + 4 * c, 4);
-      add(static_cast<double>(wv * x[c]));
+      add(1.0, wv * x[c], std::fabs(wv * x[c]));
     }
   }
   return {sum, mag};
