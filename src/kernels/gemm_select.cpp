@@ -22,6 +22,13 @@ const GemmKernel& choose_gemm(DType wtype, int64_t n) {
     case DType::Q6_K:
       if (vnni) return kGemmVnniK;
       break;
+    case DType::F32:
+    case DType::F16:
+      if (vnni) return kGemmAvx512Float;
+      break;
+    case DType::BF16:
+      if (vnni && f.avx512bf16) return kGemmAvx512Float;
+      break;
     default:
       break;
   }
