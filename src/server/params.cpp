@@ -1,6 +1,7 @@
 #include "server/params.h"
 
 #include <cmath>
+#include <cstdio>
 
 #include "server/errors.h"
 
@@ -29,8 +30,9 @@ const char* type_name(const json& v) {
 }
 
 std::string fmt(double v) {
-  std::string s = json(v).dump();
-  return s;
+  char b[32];
+  std::snprintf(b, sizeof b, "%g", v);
+  return b;
 }
 
 // Field readers: nullopt when absent or null.
