@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Smoke test of the benchmark tool chain on tiny models (CTest: bench_smoke, ~10-30 s on 2 cores):
+# `wai bench` (table, --json, --batch, --ctx-depth with and without the sliding window, --ctx-fill
+# prefill, bad options), wai-bandwidth, and bench/llama_bench.mjs (llama.cpp via node-llama-cpp) on
+# the same model. Checks the numbers that do not depend on speed exactly (token counts, KV bytes from
+# the shapes, the prompt hash shared with the llama.cpp script, file size) and that speeds are > 0.
+#
+# Usage: bench/test_bench.sh WAI_BIN WAI_BANDWIDTH_BIN SHARED_DIR TMP_DIR
+set -euo pipefail
+wai=$1 bw=$2 shared=$3 tmp=$4
+here=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$tmp"
+fails=0
+ok() { echo "ok: $*"; }
+bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
+
+# check JSON_LINE 'JS boolean expression over r' DESCRIPTION
+check() {
+  if node -e "const r = JSON.parse(process.argv[1]); if (!($2)) process.exit(1);" "$1"; then ok "$3"; else
+    bad "$3"; echo "  expression: $2"; echo "  json: $1"; fi
+}
+# The one JSON line a command printed (node-llama-cpp may print other lines).
+json_of() { grep -E '^\{"engine":' | tail -n 1; }
+
+# A tiny GQA model: dim 256, 2 layers, 8 heads of 32, 2 kv heads (kv_dim 64), ff 768, vocab 32000.
+model=$tmp/bench-tiny-q4_0.gguf
+"$wai" make-model "$model" --vocab "$shared/testdata/tokenizer/mistral-v0.1-vocab.gguf" \
+  --dim 256 --layers 2 --heads 8 --kv-heads 2 --ff 768 --type q4_0 --ctx 4096 2>/dev/null
+size=$(stat -c %s "$model")
+
+# Full attention: capacity = p + n + 1 = 41; kv bytes = 2 (k, v) * 2 layers * 41 * 64 * 4.
+out=$("$wai" bench -m "$model" -p 32 -n 8 -t 2 -r 2 --json | json_of)
+check "$out" "r.engine === 'wai' && r.prompt_tokens === 32 && r.generated_tokens === 8 && r.batch === 1 &&
+  r.threads === 2 && r.reps === 2 && r.prefill_samples.length === 2 && r.decode_samples.length === 2 &&
+  r.prefill_tokens_per_s > 0 && r.decode_tokens_per_s > 0 && r.decode_min <= r.decode_tokens_per_s &&
+  r.decode_tokens_per_s <= r.decode_max && r.type === 'q4_0' && r.size_bytes === $size &&
+  r.weight_bytes_per_token > 0 && r.weight_bytes_per_token < r.size_bytes && r.kv_capacity === 41 &&
+  r.kv_bytes === 2 * 2 * 41 * 64 * 4 && r.rss_peak_bytes > r.kv_bytes && r.load_s >= 0 &&
+  r.first_token_s >= r.load_s" "bench --json: counts, kv bytes, sizes"
+hash=$(node -e 'console.log(JSON.parse(process.argv[1]).prompt_hash)' "$out")
+
+# Batch of 3: three caches, three prompts; aggregate tokens/s.
+out=$("$wai" bench -m "$model" -p 16 -n 4 -r 1 --batch 3 --batch-size 7 --json | json_of)
+check "$out" "r.batch === 3 && r.batch_size === 7 && r.kv_bytes === 3 * 2 * 2 * 21 * 64 * 4 &&
+  r.decode_tokens_per_s > 0 && r.prefill_tokens_per_s > 0" "bench --batch 3"
+
+# Long context: 300 positions deep; with a 64-position window the cache holds 64 positions only.
+out=$("$wai" bench -m "$model" -p 0 -n 4 -r 1 --ctx-depth 300 --sliding-window 64 --json | json_of)
+check "$out" "r.ctx_depth === 300 && r.sliding_window === 64 && r.kv_capacity === 64 &&
+  r.kv_bytes === 2 * 2 * 64 * 64 * 4 && r.prefill_tokens_per_s === null && r.decode_tokens_per_s > 0" \
+  "bench --ctx-depth with window"
+out=$("$wai" bench -m "$model" -p 0 -n 4 -r 1 --ctx-depth 300 --sliding-window 0 --json | json_of)
+check "$out" "r.sliding_window === 0 && r.kv_capacity === 305 && r.ctx_fill === 'synthetic'" \
+  "bench --ctx-depth full attention"
+out=$("$wai" bench -m "$model" -p 4 -n 4 -r 2 --ctx-depth 100 --ctx-fill prefill --batch 2 --json | json_of)
+check "$out" "r.ctx_fill === 'prefill' && r.batch === 2 && r.decode_samples.length === 2" "bench --ctx-fill prefill"
+
+# The default table names both tests.
+table=$("$wai" bench -m "$model" -p 16 -n 4 -r 1)
+if grep -q "pp16" <<<"$table" && grep -q "tg4" <<<"$table" && grep -q "peak RSS" <<<"$table"; then
+  ok "bench table"; else bad "bench table"; echo "$table"; fi
+
+# Bad options are errors (exit 1 with a message), not crashes.
+for args in "-p -1" "-r 0" "--batch 0" "-t 0" "--ctx-fill magic" "-p 0 -n 0" "--bogus 1"; do
+  # shellcheck disable=SC2086
+  if err=$("$wai" bench -m "$model" $args 2>&1 >/dev/null); then bad "bench $args succeeded"
+  elif grep -q "error" <<<"$err"; then ok "bench $args rejected"; else bad "bench $args: no error message: $err"; fi
+done
+if "$wai" bench -m "$tmp/no-such.gguf" >/dev/null 2>&1; then bad "missing model accepted"; else ok "missing model rejected"; fi
+
+# A real model (stories260K: vocab 512, tied or not, whatever it has).
+out=$("$wai" bench -m "$shared/models/stories260K.gguf" -p 20 -n 5 -r 1 --json | json_of)
+check "$out" "r.generated_tokens === 5 && r.decode_tokens_per_s > 0" "bench on stories260K"
+
+# The bandwidth probe.
+out=$("$bw" --json --size-mib 64 --reps 2 | json_of)
+check "$out" "r.threads === 2 && r.best_gb_per_s > 0 && r.median_gb_per_s <= r.best_gb_per_s &&
+  Object.values(r.variants).every(v => v.length === 2)" "wai-bandwidth"
+if "$bw" --threads 0 >/dev/null 2>&1; then bad "wai-bandwidth --threads 0 accepted"; else ok "wai-bandwidth rejects --threads 0"; fi
+
+# llama.cpp on the same model and the same prompt ids.
+if [ -d "$here/../tests/js/node_modules/node-llama-cpp" ]; then
+  out=$(node "$here/llama_bench.mjs" -m "$model" -p 32 -n 8 -t 2 -r 1 2>/dev/null | json_of)
+  check "$out" "r.engine === 'llama.cpp' && r.prompt_tokens === 32 && r.generated_tokens === 8 &&
+    r.prefill_tokens_per_s > 0 && r.decode_tokens_per_s > 0 && r.prompt_hash === '$hash'" \
+    "llama_bench.mjs: same prompt ids as wai bench"
+else
+  bad "tests/js/node_modules is missing (npm ci --omit=optional in tests/js)"
+fi
+
+if [ "$fails" -ne 0 ]; then echo "$fails check(s) failed"; exit 1; fi
+echo "all bench checks passed"
