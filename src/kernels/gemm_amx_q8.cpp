@@ -7,7 +7,7 @@
 //
 // Layouts: activations are prepared per tile of 16 rows in the B-operand ("VNNI") layout, per block
 // 8 rows of 64 bytes: B[k/4][4t + k%4] = x_q[t][32b + k]; padding rows are zero with zero scale.
-// Weights: 16 rows at a time are unpacked to int8 [16][cols] (q8_0 full tiles are read in place).
+// Weights: 16 rows at a time are unpacked to int8 in tile order [block][16][32].
 //
 // Compiled for AMX/AVX-512; only called after choose_gemm checked the CPU and the OS permission.
 // No std:: templates here (see gemm_vnni_q8.cpp).
@@ -65,12 +65,12 @@ struct alignas(64) TileConfig {
   uint8_t rows[16] = {};
 };
 
-// tmm0/tmm3: weights (16 x 32 bytes); tmm1/tmm4: activations (8 x 64 bytes); tmm2/tmm5: C (16 x 16 i32).
+// tmm0/tmm6: weights (16 x 32 bytes); tmm1/tmm7: activations (8 x 64 bytes); tmm2..5: C (16 x 16 i32).
 void load_config() {
   TileConfig c;
-  for (int i : {0, 3}) c.rows[i] = 16, c.colsb[i] = 32;
-  for (int i : {1, 4}) c.rows[i] = 8, c.colsb[i] = 64;
-  for (int i : {2, 5}) c.rows[i] = 16, c.colsb[i] = 64;
+  for (int i : {0, 6}) c.rows[i] = 16, c.colsb[i] = 32;
+  for (int i : {1, 7}) c.rows[i] = 8, c.colsb[i] = 64;
+  for (int i : {2, 3, 4, 5}) c.rows[i] = 16, c.colsb[i] = 64;
   _tile_loadconfig(&c);
 }
 
@@ -83,38 +83,43 @@ inline void scale_accumulate(const int32_t* c, const float* dw, const float* dx,
   }
 }
 
-// One 16 x 16 output tile over all nb blocks: w is int8 [16][wstride] at block 0 (block b at +bstride),
-// xt is a prepared activation tile, dw is f32 [nb][16].
+// C tile `ct` = A(block b) . B(block b), using tile pair (ta, tb) for the operands.
+#define WAI_AMX_BLOCK(ct, ta, tb, blk)                \
+  do {                                                \
+    _tile_zero(ct);                                   \
+    _tile_loadd(ta, w + (blk) * bstride, wstride);    \
+    _tile_loadd(tb, xt + (blk) * 512, 64);            \
+    _tile_dpbssd(ct, ta, tb);                         \
+  } while (0)
+
+// One 16 x 16 output tile over all nb blocks: w is int8 at block 0 (row stride wstride, block b at
+// +b*bstride), xt is a prepared activation tile, dw is f32 [nb][16]. Blocks go in groups of 4: the
+// tile unit computes and stores four C tiles, then the vector unit scales them, so neither waits on
+// the other's latency per block (tile registers are not renamed; alternating operand pairs helps).
 void tile_product(const uint8_t* w, size_t wstride, size_t bstride, const uint8_t* xt, int64_t nb, const float* dw,
                   __m512* acc) {
-  alignas(64) int32_t c0[256], c1[256];
+  alignas(64) int32_t c[4][256];
   const float* dx = reinterpret_cast<const float*>(xt + nb * 512);
   for (int r = 0; r < kTile; ++r) acc[r] = _mm512_setzero_ps();
   int64_t b = 0;
-  // Two blocks in flight: the tile unit computes block b+1 while the vector unit scales block b.
-  for (; b + 2 <= nb; b += 2) {
-    _tile_zero(2);
-    _tile_loadd(0, w + b * bstride, wstride);
-    _tile_loadd(1, xt + b * 512, 64);
-    _tile_dpbssd(2, 0, 1);
-    _tile_zero(5);
-    _tile_loadd(3, w + (b + 1) * bstride, wstride);
-    _tile_loadd(4, xt + (b + 1) * 512, 64);
-    _tile_dpbssd(5, 3, 4);
-    _tile_stored(2, c0, 64);
-    scale_accumulate(c0, dw + b * kTile, dx + b * kTile, acc);
-    _tile_stored(5, c1, 64);
-    scale_accumulate(c1, dw + (b + 1) * kTile, dx + (b + 1) * kTile, acc);
+  for (; b + 4 <= nb; b += 4) {
+    WAI_AMX_BLOCK(2, 0, 1, b);
+    WAI_AMX_BLOCK(3, 6, 7, b + 1);
+    WAI_AMX_BLOCK(4, 0, 1, b + 2);
+    WAI_AMX_BLOCK(5, 6, 7, b + 3);
+    _tile_stored(2, c[0], 64);
+    _tile_stored(3, c[1], 64);
+    _tile_stored(4, c[2], 64);
+    _tile_stored(5, c[3], 64);
+    for (int j = 0; j < 4; ++j) scale_accumulate(c[j], dw + (b + j) * kTile, dx + (b + j) * kTile, acc);
   }
-  if (b < nb) {
-    _tile_zero(2);
-    _tile_loadd(0, w + b * bstride, wstride);
-    _tile_loadd(1, xt + b * 512, 64);
-    _tile_dpbssd(2, 0, 1);
-    _tile_stored(2, c0, 64);
-    scale_accumulate(c0, dw + b * kTile, dx + b * kTile, acc);
+  for (; b < nb; ++b) {
+    WAI_AMX_BLOCK(2, 0, 1, b);
+    _tile_stored(2, c[0], 64);
+    scale_accumulate(c[0], dw + b * kTile, dx + b * kTile, acc);
   }
 }
+#undef WAI_AMX_BLOCK
 
 void run(const GemmArgs& a, int64_t r0, int64_t r1) {
   const bool q4 = a.w.type == DType::Q4_0;
@@ -133,32 +138,26 @@ void run(const GemmArgs& a, int64_t r0, int64_t r1) {
         if (r < nr) std::memcpy(&d, wbase + r * wrow + b * bs, 2);
         dw[b * kTile + r] = f16_to_f32(d);
       }
-    const uint8_t* w;
-    size_t wstride, bstride;
-    if (!q4 && nr == kTile) {  // q8_0 quants are read in place: block b of row r at r*wrow + 2 + 34b
-      w = wbase + 2, wstride = wrow, bstride = bs;
-    } else {
-      for (int r = 0; r < kTile; ++r) {
-        int8_t* dst = strip + r * cols;
+    // Unpack to tile order, [block][16 rows][32 bytes], so each A tile is 512 contiguous bytes
+    // (rows 4 KiB apart would all fall in one L1 set).
+    for (int r = 0; r < kTile; ++r) {
+      const uint8_t* src = wbase + r * wrow;
+      for (int64_t b = 0; b < nb; ++b) {
+        int8_t* dst = strip + b * 512 + r * kQK0;
         if (r >= nr) {
-          std::memset(dst, 0, static_cast<size_t>(cols));
-          continue;
-        }
-        const uint8_t* src = wbase + r * wrow;
-        for (int64_t b = 0; b < nb; ++b, dst += kQK0) {
-          if (q4) {
-            const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + b * bs + 2));
-            const __m128i m = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
-            _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm_sub_epi8(_mm_and_si128(v, m), eight));
-            _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 16),
-                             _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(v, 4), m), eight));
-          } else {
-            std::memcpy(dst, src + b * bs + 2, kQK0);
-          }
+          std::memset(dst, 0, kQK0);
+        } else if (q4) {
+          const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + b * bs + 2));
+          const __m128i m = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm_sub_epi8(_mm_and_si128(v, m), eight));
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 16), _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(v, 4), m), eight));
+        } else {
+          std::memcpy(dst, src + b * bs + 2, kQK0);
         }
       }
-      w = reinterpret_cast<const uint8_t*>(strip), wstride = static_cast<size_t>(cols), bstride = kQK0;
     }
+    const uint8_t* w = reinterpret_cast<const uint8_t*>(strip);
+    const size_t wstride = kQK0, bstride = 512;
     for (int64_t tt = 0; tt < tiles_of(a.n); ++tt) {
       __m512 acc[kTile];
       tile_product(w, wstride, bstride, a.xq + tt * tile_bytes(nb), nb, dw, acc);
