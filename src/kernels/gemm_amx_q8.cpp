@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "kernels/avx512_quant.h"
 #include "kernels/blocks.h"
 #include "kernels/gemm.h"
 #include "kernels/quant.h"
@@ -36,25 +37,20 @@ size_t act_bytes(DType, int64_t n, int64_t cols) { return tiles_of(n) * tile_byt
 
 void prepare(DType, const float* x, int64_t n, int64_t cols, int64_t t0, int64_t t1, uint8_t* buf) {
   const int64_t nb = cols / kQK0;
-  BlockQ8_0* q = static_cast<BlockQ8_0*>(std::malloc(sizeof(BlockQ8_0) * nb));
   for (int64_t tt = t0 / kTile; tt < tiles_of(t1); ++tt) {
     uint8_t* tile = buf + tt * tile_bytes(nb);
     float* dx = reinterpret_cast<float*>(tile + nb * 512);
     for (int t = 0; t < kTile; ++t) {
       const int64_t row = tt * kTile + t;
-      if (row < n) {
-        quantize_activation_row(DType::Q8_0, x + row * cols, q, cols);
-      } else {
-        std::memset(q, 0, sizeof(BlockQ8_0) * nb);
-      }
       for (int64_t b = 0; b < nb; ++b) {
+        alignas(64) int8_t q[32] = {};
+        const uint16_t d = row < n ? quantize_q8_0_block_avx512(x + row * cols + b * kQK0, q) : 0;
         uint8_t* dst = tile + b * 512 + 4 * t;
-        for (int k4 = 0; k4 < 8; ++k4) std::memcpy(dst + 64 * k4, q[b].qs + 4 * k4, 4);
-        dx[b * kTile + t] = f16_to_f32(q[b].d);
+        for (int k4 = 0; k4 < 8; ++k4) std::memcpy(dst + 64 * k4, q + 4 * k4, 4);
+        dx[b * kTile + t] = f16_to_f32(d);
       }
     }
   }
-  std::free(q);
 }
 
 struct alignas(64) TileConfig {

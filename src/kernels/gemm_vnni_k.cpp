@@ -12,6 +12,7 @@
 
 #include <cstring>
 
+#include "kernels/avx512_quant.h"
 #include "kernels/blocks.h"
 #include "kernels/gemm.h"
 #include "kernels/quant.h"
@@ -22,8 +23,10 @@ namespace {
 size_t act_bytes(DType, int64_t n, int64_t cols) { return static_cast<size_t>(n * (cols / kQKK)) * sizeof(BlockQ8K); }
 
 void prepare(DType, const float* x, int64_t, int64_t cols, int64_t t0, int64_t t1, uint8_t* buf) {
+  const int64_t nb = cols / kQKK;
   for (int64_t t = t0; t < t1; ++t)
-    quantize_activation_row(DType::Q8_K, x + t * cols, buf + t * (cols / kQKK) * sizeof(BlockQ8K), cols);
+    for (int64_t b = 0; b < nb; ++b)
+      quantize_q8_K_block_avx512(x + t * cols + b * kQKK, reinterpret_cast<BlockQ8K*>(buf) + t * nb + b);
 }
 
 inline __m512i idx16(int a, int b) {  // int16 lane indices: a x16 then b x16

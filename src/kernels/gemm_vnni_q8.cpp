@@ -16,6 +16,7 @@
 
 #include <cstring>
 
+#include "kernels/avx512_quant.h"
 #include "kernels/blocks.h"
 #include "kernels/gemm.h"
 #include "kernels/quant.h"
@@ -38,22 +39,24 @@ size_t act_bytes(DType, int64_t n, int64_t cols) { return static_cast<size_t>(n 
 
 void prepare(DType, const float* x, int64_t, int64_t cols, int64_t t0, int64_t t1, uint8_t* buf) {
   const int64_t nb = cols / kQK0, np = pairs_of(cols);
-  BlockQ8_0 q[2];
+  const __m512i ones = _mm512_set1_epi8(1);
   for (int64_t t = t0; t < t1; ++t) {
     Pair* out = reinterpret_cast<Pair*>(buf) + t * np;
     for (int64_t p = 0; p < np; ++p) {
       const int64_t b = 2 * p;
-      const int nblk = b + 1 < nb ? 2 : 1;
-      quantize_activation_row(DType::Q8_0, x + t * cols + b * kQK0, q, nblk * kQK0);
-      if (nblk == 1) std::memset(&q[1], 0, sizeof(q[1]));
+      alignas(64) int8_t q[2][32];
+      uint16_t d[2] = {0, 0};
+      d[0] = quantize_q8_0_block_avx512(x + t * cols + b * kQK0, q[0]);
+      if (b + 1 < nb) d[1] = quantize_q8_0_block_avx512(x + t * cols + (b + 1) * kQK0, q[1]);
+      else std::memset(q[1], 0, 32);
       Pair& o = out[p];
       for (int h = 0; h < 2; ++h)  // h: first / second half of each block
-        for (int k = 0; k < 2; ++k) std::memcpy(o.qs + 32 * h + 16 * k, q[k].qs + 16 * h, 16);
-      for (int l = 0; l < 16; ++l) {
-        const int8_t* g = o.qs + 4 * l;
-        o.corr[l] = -8 * (g[0] + g[1] + g[2] + g[3]);
-        o.dx[l] = f16_to_f32(q[(l / 4) & 1].d);
-      }
+        for (int k = 0; k < 2; ++k) std::memcpy(o.qs + 32 * h + 16 * k, q[k] + 16 * h, 16);
+      // -8 * (sum of each 4 quants): vpdpbusd of 1s (unsigned) with the quants (signed).
+      const __m512i sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, _mm512_loadu_si512(o.qs));
+      _mm512_storeu_si512(o.corr, _mm512_mullo_epi32(sums, _mm512_set1_epi32(-8)));
+      const float da = f16_to_f32(d[0]), db = f16_to_f32(d[1]);
+      _mm512_storeu_ps(o.dx, _mm512_mask_blend_ps(0xF0F0, _mm512_set1_ps(da), _mm512_set1_ps(db)));
     }
   }
 }

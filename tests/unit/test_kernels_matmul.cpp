@@ -272,6 +272,35 @@ void expect_matches_ggml(bool portable) {
 TEST(Matmul, PortableMatchesGgmlFormulas) { expect_matches_ggml(true); }
 TEST(Matmul, DispatchedMatchesGgmlFormulas) { expect_matches_ggml(false); }
 
+// Activations whose quantization hits exact ties (x * scale = k + 0.5): llama.cpp's x86 q8_0 and
+// ggml's q8_K both round half to even, and every path must do the same.
+TEST(Matmul, ActivationRoundingTiesMatchGgml) {
+  ThreadPool pool(2);
+  const int64_t cols = 512, rows = 9;
+  for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K}) {
+    const Weights w = make_weights(t, rows, cols, 77);
+    for (int64_t n : {1, 3, 16}) {
+      std::vector<float> x(n * cols);
+      for (int64_t i = 0; i < n * cols; ++i) {
+        const int64_t j = i % cols;
+        // -127 opens each 32-block (and so each 256-block): scale 127/127 = 1 and -127/-127 = 1.
+        x[i] = j % 32 == 0 ? -127.0f : ((j + i / cols) % 2 ? -1.0f : 1.0f) * (static_cast<float>((j * 7) % 120) + 0.5f);
+      }
+      for (bool portable : {true, false}) {
+        force_portable(portable);
+        std::vector<float> y(n * rows);
+        matmul(w.ref(), x.data(), n, y.data(), pool);
+        for (int64_t i = 0; i < n; ++i)
+          for (int64_t r = 0; r < rows; ++r) {
+            const auto [want, mag] = ggml_dot(t, w.data.data() + r * *row_bytes(t, cols), x.data() + i * cols, cols);
+            ASSERT_NEAR(y[i * rows + r], want, mag * 2e-6) << dtype_name(t) << (portable ? " portable" : " fast") << " n " << n;
+          }
+      }
+      force_portable(false);
+    }
+  }
+}
+
 // A row length that leaves partial vectors: an odd number of 32-blocks, or a ragged float row.
 int64_t small_cols(DType t) {
   if (t == DType::Q4_K || t == DType::Q6_K) return 256;

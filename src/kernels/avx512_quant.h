@@ -1,0 +1,59 @@
+// AVX-512 activation quantizers producing exactly ggml's values (see quant.cpp for the scalar
+// definitions): only for translation units compiled with AVX-512 (gemm_*.cpp), internal linkage.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "kernels/blocks.h"
+#include "kernels/quant.h"
+
+namespace wai::kernels {
+namespace {
+
+// One q8_0 block as llama.cpp's x86 quantize_row_q8_0: d = amax/127 (f16), q = RNE(x * 127/amax).
+// Returns the f16 d; writes 32 int8 quants.
+[[maybe_unused]] inline uint16_t quantize_q8_0_block_avx512(const float* x, int8_t* qs) {
+  const __m512 a = _mm512_loadu_ps(x), b = _mm512_loadu_ps(x + 16);
+  const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(b)));
+  const float id = amax != 0.0f ? 127.f / amax : 0.0f;
+  const __m512 vid = _mm512_set1_ps(id);
+  // cvtps_epi32 rounds with MXCSR's mode: round to nearest even, like _mm256_round_ps(_MM_ROUND_NEAREST).
+  const __m512i qa = _mm512_cvtps_epi32(_mm512_mul_ps(a, vid)), qb = _mm512_cvtps_epi32(_mm512_mul_ps(b, vid));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(qs), _mm512_cvtepi32_epi8(qa));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(qs + 16), _mm512_cvtepi32_epi8(qb));
+  return f32_to_f16(amax / 127.f);
+}
+
+// One q8_K block as ggml's quantize_row_q8_K_ref: max = the first value of largest magnitude,
+// iscale = -127/max, q = min(127, RNE(iscale * x)), bsums of 16, d = 1/iscale.
+[[maybe_unused]] inline void quantize_q8_K_block_avx512(const float* x, BlockQ8K* y) {
+  __m512 vmax = _mm512_setzero_ps();
+  for (int j = 0; j < kQKK; j += 16) vmax = _mm512_max_ps(vmax, _mm512_abs_ps(_mm512_loadu_ps(x + j)));
+  const float amax = _mm512_reduce_max_ps(vmax);
+  if (amax == 0.0f) {
+    std::memset(y, 0, sizeof(*y));
+    return;
+  }
+  float max = 0;
+  for (int j = 0; j < kQKK; j += 16) {
+    const __mmask16 m = _mm512_cmpeq_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(x + j)), _mm512_set1_ps(amax));
+    if (m) {
+      max = x[j + __builtin_ctz(m)];
+      break;
+    }
+  }
+  const float iscale = -127.f / max;
+  const __m512 vs = _mm512_set1_ps(iscale);
+  for (int j = 0; j < kQKK; j += 16) {
+    __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + j), vs));
+    q = _mm512_min_epi32(q, _mm512_set1_epi32(127));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y->qs + j), _mm512_cvtepi32_epi8(q));
+    y->bsums[j / 16] = static_cast<int16_t>(_mm512_reduce_add_epi32(q));
+  }
+  y->d = 1 / iscale;
+}
+
+}  // namespace
+}  // namespace wai::kernels
