@@ -41,6 +41,10 @@ struct GenerateRequest {
   int32_t max_tokens = 256;
   std::vector<std::string> stop; // stop sequences (text)
   bool want_logprobs = false;
+  // The generated text continues the prompt's text (raw completion): the first token keeps its
+  // leading space ("Once upon a" -> " time"). false: the first space is stripped as decode() does
+  // (a chat reply starts at its first word).
+  bool continuation = false;
 };
 
 struct TokenEvent {
