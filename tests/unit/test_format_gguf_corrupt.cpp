@@ -42,10 +42,10 @@ struct Base {
 
 // Position just after the length-prefixed string `s` (a key or tensor name) in the file.
 size_t after(const Bytes& b, std::string_view s) {
-  Bytes needle(8 + s.size());
+  Bytes needle(8);
   uint64_t n = s.size();
   std::memcpy(needle.data(), &n, 8);
-  std::memcpy(needle.data() + 8, s.data(), s.size());
+  needle.insert(needle.end(), s.begin(), s.end());
   auto it = std::search(b.begin(), b.end(), needle.begin(), needle.end());
   EXPECT_NE(it, b.end()) << s;
   return static_cast<size_t>(it - b.begin()) + needle.size();
