@@ -5,8 +5,8 @@
 //            sequence.evaluateWithoutGeneratingNewTokens (llama.cpp splits it into batchSize chunks);
 //   decode:  n tokens generated one at a time (greedy, temperature 0) from the sequence.evaluate
 //            generator right after the prompt; the n-th token costs n single-token forward passes.
-// Each phase is timed by wall clock around the awaited call. One warm-up repetition (the full prompt,
-// 4 decode steps) runs first; then REPS measured repetitions, each on a cleared sequence.
+// Each phase is timed by wall clock around the awaited call. One warm-up repetition (min(p, 64) prompt
+// tokens, min(n, 4) decode steps) runs first; then REPS measured repetitions, each on a cleared sequence.
 //
 // Usage: node bench/llama_bench.mjs -m MODEL [-p 512] [-n 128] [-t 2] [-r 1] [--batch-size 512]
 //                                   [--seed 1234] [--flash-attention auto|on|off]
@@ -101,11 +101,12 @@ const nVocab = Number(embd.dimensions[1]);
 const ids = randomIds(o.p + 1, nVocab, o.seed);
 const prompt = ids.slice(0, o.p);
 
-// One repetition: returns [prefill seconds, decode seconds, tokens decoded].
-async function rep(nDecode) {
+// One repetition of the first pRun prompt tokens and nDecode steps: returns [prefill seconds,
+// decode seconds, tokens decoded].
+async function rep(pRun, nDecode) {
   await sequence.clearHistory();
   let t = performance.now();
-  if (o.p > 0) await sequence.evaluateWithoutGeneratingNewTokens(prompt);
+  if (pRun > 0) await sequence.evaluateWithoutGeneratingNewTokens(prompt.slice(0, pRun));
   const prefillS = (performance.now() - t) / 1000;
   // Decode: the generator evaluates its input token(s) and yields the greedy next token; each further
   // iteration evaluates the token just yielded. With a p-token prompt already in the cache, the input
@@ -121,11 +122,12 @@ async function rep(nDecode) {
   return [prefillS, decodeS, got];
 }
 
-await rep(Math.min(o.n, 4));  // warm-up: faults the weights in, sizes llama.cpp's buffers
+// Warm-up (as in `wai bench`): min(p, 64) prompt tokens and min(n, 4) steps fault the weights in.
+await rep(Math.min(o.p, 64), Math.min(o.n, 4));
 const pre = [], dec = [];
 let decoded = 0;
 for (let i = 0; i < o.r; i++) {
-  const [ps, ds, got] = await rep(o.n);
+  const [ps, ds, got] = await rep(o.p, o.n);
   if (o.p > 0) pre.push(o.p / ps);
   if (got > 0) dec.push(got / ds);
   decoded = got;

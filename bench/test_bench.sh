@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Smoke test of the benchmark tool chain on tiny models (CTest: bench_smoke, ~10-30 s on 2 cores):
+# Smoke test of the benchmark tool chain on tiny models (CTest: bench_smoke, ~40-70 s on 2 cores):
 # `wai bench` (table, --json, --batch, --ctx-depth with and without the sliding window, --ctx-fill
-# prefill, bad options), wai-bandwidth, and bench/llama_bench.mjs (llama.cpp via node-llama-cpp) on
-# the same model. Checks the numbers that do not depend on speed exactly (token counts, KV bytes from
+# prefill, bad options), wai-bandwidth, bench/llama_bench.mjs (llama.cpp via node-llama-cpp) on the
+# same model, and the whole bench/side_by_side.sh --quick --tiny pipeline with its report. Checks the numbers that do not depend on speed exactly (token counts, KV bytes from
 # the shapes, the prompt hash shared with the llama.cpp script, file size) and that speeds are > 0.
 #
 # Usage: bench/test_bench.sh WAI_BIN WAI_BANDWIDTH_BIN SHARED_DIR TMP_DIR
@@ -86,6 +86,23 @@ if [ -d "$here/../tests/js/node_modules/node-llama-cpp" ]; then
     "llama_bench.mjs: same prompt ids as wai bench"
 else
   bad "tests/js/node_modules is missing (npm ci --omit=optional in tests/js)"
+fi
+
+# The whole side-by-side pipeline on tiny models, report included (docs/BENCHMARKS.md untouched).
+sbs=$tmp/side_by_side
+rm -rf "$sbs"
+doc_before=$(cksum "$here/../docs/BENCHMARKS.md" 2>/dev/null || true)
+if "$here/side_by_side.sh" --quick --tiny --no-build --build-dir "$(dirname "$(dirname "$wai")")" \
+     --models "$tmp/models" --results "$sbs" >"$tmp/side_by_side.log" 2>&1; then
+  report=$sbs/BENCHMARKS.md
+  if grep -q '^| q4_0 | ' "$report" && grep -q '^### Goals' "$report" && grep -q 'batch 8 >= 5x' "$report" &&
+     grep -q '^| 16384 | 4096 | ' "$report" && grep -q '| yes |$' "$report" && grep -q 'llama_bench.mjs' "$report"; then
+    ok "side_by_side.sh --quick --tiny wrote a complete report"
+  else bad "side_by_side.sh report incomplete: $report"; fi
+  [ "$doc_before" = "$(cksum "$here/../docs/BENCHMARKS.md" 2>/dev/null || true)" ] && ok "docs/BENCHMARKS.md untouched" ||
+    bad "a --quick run changed docs/BENCHMARKS.md"
+else
+  bad "side_by_side.sh --quick --tiny failed (log: $tmp/side_by_side.log)"; tail -20 "$tmp/side_by_side.log"
 fi
 
 if [ "$fails" -ne 0 ]; then echo "$fails check(s) failed"; exit 1; fi

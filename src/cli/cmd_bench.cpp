@@ -11,8 +11,8 @@
 //            the previous step as the next input (timed: decode tokens/s = B * n / seconds).
 // Prompts are random ids in [3, n_vocab) from xorshift64* seeded with (seed + sequence); the first
 // decode input is id p of the same stream. bench/llama_bench.mjs draws the same ids for llama.cpp.
-// One warm-up repetition (full prompt, min(n, 4) decode steps) runs first and is not reported; the
-// median, min, max and stddev over REPS repetitions are.
+// One warm-up repetition (min(p, 64) prompt tokens, min(n, 4) decode steps) runs first and is not
+// reported; the median, min, max and stddev over REPS repetitions are.
 //
 // Also reported: model load time (Model::load) and first-token time (load + one 1-token forward on a
 // cold process: the page faults of the mapped weights), peak RSS (VmHWM: includes the mapped weights
@@ -239,29 +239,30 @@ class Bench {
     for (auto& c : caches_) c->clear(), c->advance(o_.depth);
   }
 
-  // One repetition; returns {prefill seconds, decode seconds}.
-  std::pair<double, double> rep(int64_t n_decode, bool first_time) {
+  // One repetition of a p_run-token prompt (p_run <= p) and n_decode steps; returns {prefill seconds,
+  // decode seconds}.
+  std::pair<double, double> rep(int64_t p_run, int64_t n_decode, bool first_time) {
     fill_depth(first_time);
     const int32_t d = static_cast<int32_t>(o_.depth);
     double prefill_s = 0;
-    if (o_.p > 0) {
+    if (p_run > 0) {
       batch_.clear();
       for (int64_t b = 0; b < o_.batch; ++b)
-        for (int64_t i = 0; i < o_.p; ++i)
-          batch_.add(ids_[b][i], d + static_cast<int32_t>(i), static_cast<int32_t>(b), i == o_.p - 1);
+        for (int64_t i = 0; i < p_run; ++i)
+          batch_.add(ids_[b][i], d + static_cast<int32_t>(i), static_cast<int32_t>(b), i == p_run - 1);
       logits_.clear();
       auto t0 = Clock::now();
       fwd_.run(batch_, ptrs_, logits_);
       prefill_s = seconds_since(t0);
     }
     std::vector<int32_t> cur(static_cast<size_t>(o_.batch));
-    for (int64_t b = 0; b < o_.batch; ++b) cur[b] = ids_[b][o_.p];
+    for (int64_t b = 0; b < o_.batch; ++b) cur[b] = ids_[b][o_.p];  // the same first input for any p_run
     const int64_t n_vocab = model_->config().n_vocab;
     auto t0 = Clock::now();
     for (int64_t step = 0; step < n_decode; ++step) {
       batch_.clear();
       for (int64_t b = 0; b < o_.batch; ++b)
-        batch_.add(cur[b], d + static_cast<int32_t>(o_.p + step), static_cast<int32_t>(b), true);
+        batch_.add(cur[b], d + static_cast<int32_t>(p_run + step), static_cast<int32_t>(b), true);
       logits_.clear();
       fwd_.run(batch_, ptrs_, logits_);
       for (int64_t b = 0; b < o_.batch; ++b) {
@@ -335,10 +336,12 @@ int cmd_bench(int argc, char** argv) {
   bench.first_token();
   const double first_token_s = seconds_since(t_start);  // load + pool/cache setup + the first forward pass
 
-  bench.rep(std::min<int64_t>(o.n, 4), true);  // warm-up
+  // Warm-up: touches every weight page, grows the scratch buffers, wakes the threads. A short prompt
+  // is enough for that and keeps a 7B run from paying a second full prefill.
+  bench.rep(std::min<int64_t>(o.p, 64), std::min<int64_t>(o.n, 4), true);
   std::vector<double> pre, dec;
   for (int64_t r = 0; r < o.reps; ++r) {
-    auto [ps, ds] = bench.rep(o.n, false);
+    auto [ps, ds] = bench.rep(o.p, o.n, false);
     if (o.p > 0) pre.push_back(static_cast<double>(o.batch * o.p) / ps);
     if (o.n > 0) dec.push_back(static_cast<double>(o.batch * o.n) / ds);
   }
