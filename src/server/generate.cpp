@@ -67,6 +67,7 @@ void GenJob::start(std::shared_ptr<LoadedModel> model) {
   req.max_tokens = static_cast<int32_t>(std::min<int64_t>(in_.max_tokens, ctx - n));
   req.stop = in_.stop;
   req.want_logprobs = in_.logprobs;
+  req.continuation = !in_.use_messages && in_.raw;  // raw text continues the prompt (keeps its leading space)
 
   auto self = shared_from_this();
   runtime::Callbacks cb;
@@ -135,10 +136,10 @@ json GenJob::usage_json(int prompt, int completion) const {
 // One streamed event for `text` (and the token's logprob when requested), or the final chunk of an
 // OpenAI stream when `finish` is set.
 std::string GenJob::chunk_json(const std::string& text, const runtime::TokenEvent* ev, const char* finish) {
-  if (fmt_ == WireFormat::kWorkersAi) {
-    json j = {{"response", text}};
-    if (api_.options().sse_padding) j["p"] = padding_.next();
-    return sse_event(dump_json(j));
+  if (fmt_ == WireFormat::kWorkersAi) {  // field order as Cloudflare sends it: response, then p
+    std::string j = "{\"response\":" + dump_json(json(text));
+    if (api_.options().sse_padding) j += ",\"p\":\"" + padding_.next() + "\"";
+    return sse_event(j + "}");
   }
   json choice = {{"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish ? json(finish) : json(nullptr)}};
   if (fmt_ == WireFormat::kOpenAiChat) {
@@ -233,7 +234,9 @@ void GenJob::on_done(const runtime::Completion& c) {
   json usage = usage_json(c.prompt_tokens, c.completion_tokens);
   if (fmt_ == WireFormat::kWorkersAi) {
     ex_->write(chunk_json("", nullptr, nullptr));
-    ex_->write(sse_event(dump_json({{"response", ""}, {"usage", usage}})));
+    ex_->write(sse_event("{\"response\":\"\",\"usage\":{\"prompt_tokens\":" + std::to_string(c.prompt_tokens) +
+                         ",\"completion_tokens\":" + std::to_string(c.completion_tokens) +
+                         ",\"total_tokens\":" + std::to_string(c.prompt_tokens + c.completion_tokens) + "}}"));
   } else {
     ex_->write(chunk_json("", nullptr, oa_finish));
     if (in_.include_usage) {
