@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <future>
 #include <mutex>
+#include <sys/resource.h>
 #include <string>
 #include <thread>
 #include <vector>
@@ -211,6 +212,72 @@ TEST_F(EngineTest, RequestsJoiningMidGenerationStillMatch) {
   }
   EXPECT_EQ(e->stats().active, 0);
   EXPECT_EQ(e->stats().queued, 0);
+}
+
+TEST_F(EngineTest, LongPromptPrefillsInChunksWhileStreamsKeepFlowing) {
+  std::string long_text;
+  for (int i = 0; i < 8; ++i) long_text += "Once upon a time, there was a little girl named Lily. ";
+  auto long_req = request(long_text, 20);
+  ASSERT_GT(long_req.prompt.size(), 100u);
+  auto a_req = request("The cat sat", 300);
+  const auto expected = alone({a_req, long_req});
+
+  auto e = make(2, /*batch=*/8);
+  std::mutex m;
+  std::string order;  // 'a' / 'b' per delivered token, in delivery order
+  Gen a, b;
+  std::promise<void> at5, submitted;
+  auto submitted_f = submitted.get_future().share();
+  a.hook = [&](const TokenEvent&, int n) {
+    {
+      std::lock_guard<std::mutex> lk(m);
+      order += 'a';
+    }
+    if (n == 5) {
+      at5.set_value();
+      submitted_f.wait();  // B is queued before A's sixth token
+    }
+    return true;
+  };
+  b.hook = [&](const TokenEvent&, int) {
+    std::lock_guard<std::mutex> lk(m);
+    order += 'b';
+    return true;
+  };
+  e->submit(a_req, a.callbacks());
+  at5.get_future().wait();
+  e->submit(long_req, b.callbacks());
+  submitted.set_value();
+  a.wait();
+  b.wait();
+  EXPECT_EQ(a.ids, expected[0]);
+  EXPECT_EQ(b.ids, expected[1]);
+  // B's prompt needs >= prompt/7 passes of 8 tokens next to A's decode token; A streams meanwhile.
+  const size_t first_b = order.find('b');
+  ASSERT_NE(first_b, std::string::npos);
+  const size_t a_during_prefill = first_b - 5;
+  EXPECT_GE(a_during_prefill, long_req.prompt.size() / 7 - 1) << order;
+  EXPECT_LE(a_during_prefill, long_req.prompt.size() / 7 + 2) << order;  // and B got the rest of every pass
+}
+
+TEST_F(EngineTest, IdleEngineDoesNotSpin) {
+  EngineOptions o;
+  o.threads = 2;
+  o.parallel = 2;
+  Engine e(model_, tok_, o);
+  Gen run;
+  e.submit(request("Once upon a time", 2), run.callbacks());
+  run.wait();
+  std::this_thread::sleep_for(50ms);  // let the pool's workers finish their short spin
+  auto cpu = [] {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return u.ru_utime.tv_sec * 1e3 + u.ru_utime.tv_usec / 1e3 + u.ru_stime.tv_sec * 1e3 + u.ru_stime.tv_usec / 1e3;
+  };
+  const double before = cpu();
+  std::this_thread::sleep_for(400ms);
+  const double used_ms = cpu() - before;
+  EXPECT_LT(used_ms, 40.0) << "the idle engine burned " << used_ms << " ms of CPU in 400 ms";
 }
 
 TEST_F(EngineTest, CancelFreesTheSlotWithinOneStep) {
