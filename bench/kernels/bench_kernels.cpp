@@ -1,6 +1,10 @@
 // Micro-benchmark of kernels::matmul at Mistral-7B shapes: GB/s of weights streamed for decode
 // (n = 1) and GFLOP/s (2 * rows * cols * n / s) for prefill batches.
-//   wai-bench-kernels [--threads T] [--n N] [--types q4_0,q8_0,...] [--portable]
+// Decode rotates through copies of the matrix totalling --mib MiB (default 1024, beyond the 300 MiB
+// L3 of the dev machine) so that it streams from DRAM as a real decode does; compare its GB/s with
+// wai-bandwidth run at the same time. Prefill reuses one copy (compute bound).
+//   wai-bench-kernels [--threads T] [--n N] [--mib M] [--types q4_0,q8_0,...] [--portable]
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <cstdio>
@@ -19,11 +23,13 @@ using namespace wai;
 int main(int argc, char** argv) {
   int threads = 2;
   int64_t nbatch = 128;
+  int64_t mib = 1024;
   std::string types = "q4_0,q8_0,q4_K,q6_K,f16,bf16";
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--n") && i + 1 < argc) nbatch = std::atoll(argv[++i]);
     else if (!std::strcmp(argv[i], "--types") && i + 1 < argc) types = argv[++i];
+    else if (!std::strcmp(argv[i], "--mib") && i + 1 < argc) mib = std::atoll(argv[++i]);
     else if (!std::strcmp(argv[i], "--portable")) kernels::force_portable(true);
   }
   std::printf("cpu: %s, threads %d\n", kernels::cpu_description().c_str(), threads);
@@ -49,18 +55,25 @@ int main(int argc, char** argv) {
         kernels::quantize_row(*t, f.data(), w.data() + r * rb, cols);
       }
       for (int64_t r = 64; r < rows; ++r) std::memcpy(w.data() + r * rb, w.data() + (r % 64) * rb, rb);
-      const kernels::MatRef m{*t, w.data(), rows, cols};
+      const size_t copies = std::max<size_t>(1, static_cast<size_t>(mib << 20) / w.size());
+      std::vector<uint8_t> big(w.size() * copies);
+      for (size_t k = 0; k < copies; ++k) std::memcpy(big.data() + k * w.size(), w.data(), w.size());
       for (int64_t n : {int64_t{1}, nbatch}) {
         std::vector<float> x(n * cols), y(n * rows);
         for (auto& v : x) v = g(rng) * 20;
-        kernels::matmul(m, x.data(), n, y.data(), pool);  // warm up
+        size_t next = 0;
+        auto mat = [&] {
+          const size_t k = n == 1 ? next++ % copies : 0;
+          return kernels::MatRef{*t, big.data() + k * w.size(), rows, cols};
+        };
+        kernels::matmul(mat(), x.data(), n, y.data(), pool);  // warm up
         int reps = 0;
         timespec c0, c1;
         clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
         const auto t0 = std::chrono::steady_clock::now();
         double el = 0;
         do {
-          kernels::matmul(m, x.data(), n, y.data(), pool);
+          kernels::matmul(mat(), x.data(), n, y.data(), pool);
           ++reps;
           el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         } while (el < 0.5 && reps < 200);

@@ -58,6 +58,7 @@ CpuFeatures detect() {
   f.avx512bw = f.avx512f && (b & (1u << 30));
   f.avx512vl = f.avx512f && (b & (1u << 31));
   f.avx512vnni = f.avx512f && (c & (1u << 11));
+  f.avx512vbmi = f.avx512f && (c & (1u << 1));
   const bool amx_bf16 = d & (1u << 22), amx_tile = d & (1u << 24), amx_int8 = d & (1u << 25);
   unsigned a1 = 0, b1, c1, d1;
   if (__get_cpuid_count(7, 1, &a1, &b1, &c1, &d1)) f.avx512bf16 = f.avx512f && (a1 & (1u << 5));
@@ -107,6 +108,7 @@ std::string cpu_description() {
   add(f.avx512bw, "avx512bw");
   add(f.avx512vl, "avx512vl");
   add(f.avx512vnni, "avx512vnni");
+  add(f.avx512vbmi, "avx512vbmi");
   add(f.avx512bf16, "avx512bf16");
   add(f.amx_tile, "amx-tile");
   add(f.amx_int8, "amx-int8");

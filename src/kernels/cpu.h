@@ -15,6 +15,7 @@ struct CpuFeatures {
   bool avx512bw = false;
   bool avx512vl = false;
   bool avx512vnni = false;
+  bool avx512vbmi = false;  // (added by the kernels layer: byte permutes in the q4_0/q8_0 VNNI path)
   bool avx512bf16 = false;
   bool amx_tile = false;
   bool amx_int8 = false;

@@ -16,7 +16,7 @@ const GemmKernel& choose_gemm(DType wtype, int64_t n) {
     case DType::Q4_0:
     case DType::Q8_0:
       if (amx && n >= kAmxMinBatch) return kGemmAmxQ8;
-      if (vnni) return kGemmVnniQ8;
+      if (vnni && f.avx512vbmi) return kGemmVnniQ8;
       break;
     case DType::Q4_K:
     case DType::Q6_K:
