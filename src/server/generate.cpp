@@ -29,10 +29,12 @@ GenJob::GenJob(Api& api, std::shared_ptr<LoggedExchange> ex, std::string model_n
   created_ = static_cast<int64_t>(std::time(nullptr));
   start_ = Clock::now();
   deadline_ = start_ + api.options().request_timeout;
+  ex_->hold();
 }
 
 void GenJob::fail(int status, int code, const std::string& msg, int retry_after) {
   ex_->respond(error_response(ApiError(status, code, msg, retry_after), openai()));
+  ex_->release();
 }
 
 void GenJob::start(std::shared_ptr<LoadedModel> model) {
@@ -188,7 +190,7 @@ void GenJob::on_done(const runtime::Completion& c) {
     if (c.completion_tokens > 0) i.ttft_s = c.time_to_first_token_s;
     i.finish = finish;
   });
-  if (ex_->closed()) return;  // the client is gone: nothing to send
+  if (ex_->closed()) return ex_->release();  // the client is gone: log it, nothing to send
   const bool failed = c.reason == runtime::FinishReason::kError;
   const bool cancelled = c.reason == runtime::FinishReason::kCancelled;
   // OpenAI finish_reason: "stop" | "length" (a timeout or shutdown cuts the text short: "length").
@@ -222,6 +224,7 @@ void GenJob::on_done(const runtime::Completion& c) {
                           {"choices", json::array({choice})}, {"usage", usage}});
     }
     ex_->respond(std::move(r));
+    ex_->release();
     return;
   }
 
@@ -247,6 +250,7 @@ void GenJob::on_done(const runtime::Completion& c) {
   }
   ex_->write(kSseDone);
   ex_->end();
+  ex_->release();
 }
 
 }  // namespace wai::server

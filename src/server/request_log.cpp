@@ -20,8 +20,23 @@ void LoggedExchange::install() {
       cb = std::move(self->user_close_);
     }
     if (cb) cb();
-    self->finish(499);
+    bool held;
+    {
+      std::lock_guard lk(self->mu_);
+      held = self->held_;
+    }
+    if (!held) self->finish(499);
   });
+}
+
+void LoggedExchange::release() {
+  bool closed;
+  {
+    std::lock_guard lk(mu_);
+    held_ = false;
+    closed = closed_fired_;
+  }
+  if (closed) finish(499);
 }
 
 void LoggedExchange::on_close(std::function<void()> cb) {

@@ -38,6 +38,11 @@ class LoggedExchange : public Exchange, public std::enable_shared_from_this<Logg
   bool closed() const override { return inner_->closed(); }
   void on_close(std::function<void()> cb) override;
 
+  // While held (a generation job is running), a peer disconnect does not log at once: release() logs
+  // it with the job's final token counts.
+  void hold() { std::lock_guard lk(mu_); held_ = true; }
+  void release();
+
   template <class F>
   void note(F&& f) {
     std::lock_guard lk(mu_);
@@ -58,6 +63,7 @@ class LoggedExchange : public Exchange, public std::enable_shared_from_this<Logg
   bool finished_ = false;
   std::function<void()> user_close_;
   bool closed_fired_ = false;
+  bool held_ = false;
 };
 
 }  // namespace wai::server
