@@ -46,4 +46,5 @@ extern const GemmKernel kGemmVnniQ8;     // q4_0, q8_0 weights; AVX-512 VNNI
 extern const GemmKernel kGemmVnniK;      // q4_K, q6_K weights; AVX-512 BW + VNNI
 extern const GemmKernel kGemmAvx512Float; // f32, f16 (F16C), bf16 (AVX512-BF16) weights
 extern const GemmKernel kGemmAmxQ8;      // q4_0, q8_0 weights; AMX int8 (batches)
+extern const GemmKernel kGemmAmxK;       // q4_K, q6_K weights; AMX int8 (batches)
 }  // namespace wai::kernels

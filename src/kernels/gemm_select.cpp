@@ -20,6 +20,7 @@ const GemmKernel& choose_gemm(DType wtype, int64_t n) {
       break;
     case DType::Q4_K:
     case DType::Q6_K:
+      if (amx && n >= kAmxMinBatch) return kGemmAmxK;
       if (vnni) return kGemmVnniK;
       break;
     case DType::F32:
