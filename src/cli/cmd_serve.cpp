@@ -166,6 +166,8 @@ int cmd_serve(int argc, char** argv) {
     });
   });
   if (stopper.joinable()) stopper.join();
+  // Engines go before the HTTP server: their last callbacks post to its I/O context.
+  for (const auto& m : api.catalog().models()) m->unload();
   std::fprintf(stderr, "wai serve: stopped\n");
   return 0;
 }

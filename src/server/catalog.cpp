@@ -108,6 +108,16 @@ void ModelHost::shutdown(std::chrono::milliseconds grace) {
   if (lm) lm->engine->shutdown(grace);
 }
 
+void ModelHost::unload() {
+  shutdown(std::chrono::milliseconds(0));
+  std::shared_ptr<LoadedModel> lm;
+  {
+    std::lock_guard lk(mu_);
+    lm.swap(loaded_);
+  }
+  lm.reset();  // the last reference: GenJobs hold none (see generate.h)
+}
+
 std::vector<CatalogEntry> Catalog::parse(const std::string& text, const std::string& dir, const std::string& source) {
   json j = json::parse(text, nullptr, false);
   auto bad = [&](const std::string& m) { fail(ErrorKind::kInvalidInput, "catalog " + source + ": " + m); };

@@ -63,6 +63,8 @@ class ModelHost {
   // Loads on the calling thread (for --preload); throws wai::Error on failure.
   void load_now();
   void shutdown(std::chrono::milliseconds grace);
+  // Shuts the engine down and destroys it (joins its loop thread): no callback runs afterwards.
+  void unload();
 
  private:
   std::shared_ptr<LoadedModel> do_load();

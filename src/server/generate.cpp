@@ -38,18 +38,18 @@ void GenJob::fail(int status, int code, const std::string& msg, int retry_after)
 }
 
 void GenJob::start(std::shared_ptr<LoadedModel> model) {
-  model_ = std::move(model);
-  runtime::Engine& eng = *model_->engine;
+  runtime::Engine& eng = *model->engine;
   const text::Tokenizer& tok = eng.tokenizer();
+  tok_ = &tok;
   std::vector<int32_t> prompt;
   try {
     if (in_.use_messages) {
-      prompt = text::apply_chat_template(model_->chat_template, tok, in_.messages);
+      prompt = text::apply_chat_template(model->chat_template, tok, in_.messages);
     } else if (in_.raw) {
       prompt = tok.encode(in_.prompt, tok.add_bos());
     } else {
       text::ChatMessage m{"user", in_.prompt};
-      prompt = text::apply_chat_template(model_->chat_template, tok, std::span<const text::ChatMessage>(&m, 1));
+      prompt = text::apply_chat_template(model->chat_template, tok, std::span<const text::ChatMessage>(&m, 1));
     }
   } catch (const wai::Error& e) {
     return fail(400, 5006, std::string("AiError: Bad input: ") + e.what());
@@ -125,7 +125,7 @@ void GenJob::check_deadline(Clock::time_point now) {
 }
 
 json GenJob::logprob_entry(const runtime::TokenEvent& ev) const {
-  std::string t = model_->engine->tokenizer().token_bytes(ev.id);
+  std::string t = tok_->token_bytes(ev.id);
   json bytes = json::array();
   for (unsigned char c : t) bytes.push_back(static_cast<int>(c));
   return {{"token", t}, {"logprob", ev.logprob}, {"bytes", bytes}, {"top_logprobs", json::array()}};

@@ -49,7 +49,9 @@ class GenJob : public std::enable_shared_from_this<GenJob> {
   std::string model_name_;
   GenInput in_;
   WireFormat fmt_;
-  std::shared_ptr<LoadedModel> model_;
+  // Not the LoadedModel: jobs live in the engine's callbacks, and holding the engine from there could
+  // make its loop thread destroy its own engine.
+  const text::Tokenizer* tok_ = nullptr;
   std::string id_;
   int64_t created_ = 0;
   SsePadding padding_;
