@@ -258,7 +258,23 @@ struct HttpServer::Impl {
       http::request_parser<http::string_body> parser;
       parser.header_limit(static_cast<uint32_t>(opts.max_header_bytes));
       parser.body_limit(opts.max_body_bytes);
-      stream->expires_after(opts.header_timeout);
+      // Header and body deadlines use a separate timer that cancels the read (tcp_stream's own expiry
+      // would close the socket, and a 408 could no longer be sent).
+      stream->expires_never();
+      auto phase = std::make_shared<int>(0);
+      auto timed_out = std::make_shared<bool>(false);
+      asio::steady_timer deadline(co_await asio::this_coro::executor);
+      auto arm = [&](std::chrono::milliseconds t) {
+        int my = ++*phase;
+        deadline.expires_after(t);
+        deadline.async_wait([phase, my, timed_out, stream](const boost::system::error_code& tec) {
+          if (tec || *phase != my) return;
+          *timed_out = true;
+          boost::system::error_code cec;
+          stream->socket().cancel(cec);
+        });
+      };
+      arm(opts.header_timeout);
       co_await http::async_read_header(*stream, buf, parser, redirect_error(use_awaitable, ec));
       if (!ec) {
         auto& h = parser.get();
@@ -268,10 +284,12 @@ struct HttpServer::Impl {
         }
       }
       if (!ec) {
-        stream->expires_after(opts.body_timeout);
+        arm(opts.body_timeout);
         co_await http::async_read(*stream, buf, parser, redirect_error(use_awaitable, ec));
       }
-      stream->expires_never();
+      ++*phase;
+      deadline.cancel();
+      if (*timed_out) ec = beast::error::timeout;
       if (ec) {
         // Answer what can be answered, then close: the stream position is unknown after a failure.
         std::optional<ApiError> err;
