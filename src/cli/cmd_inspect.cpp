@@ -61,19 +61,24 @@ int cmd_inspect(int argc, char** argv) {
   std::printf("data offset: %llu\n", static_cast<unsigned long long>(f.data_offset()));
 
   std::printf("\nmetadata: %zu keys\n", f.metadata().size());
-  size_t key_w = 0, type_w = 0;
+  size_t key_w = 0, vtype_w = 0;
   for (const auto& kv : f.metadata()) {
     key_w = std::max(key_w, kv.key.size());
-    type_w = std::max(type_w, type_label(kv.value).size());
+    vtype_w = std::max(vtype_w, type_label(kv.value).size());
   }
   for (const auto& kv : f.metadata())
-    std::printf("  %-*s  %-*s  %s\n", static_cast<int>(key_w), kv.key.c_str(), static_cast<int>(type_w),
+    std::printf("  %-*s  %-*s  %s\n", static_cast<int>(key_w), kv.key.c_str(), static_cast<int>(vtype_w),
                 type_label(kv.value).c_str(), kv.value.to_string(limit).c_str());
 
   std::printf("\ntensors: %zu\n", f.tensors().size());
-  size_t name_w = 4;
-  for (const auto& t : f.tensors()) name_w = std::max(name_w, t.name.size());
-  std::printf("  %-*s  %-5s  %-24s  %12s  %12s\n", static_cast<int>(name_w), "name", "type", "dims", "offset", "bytes");
+  size_t name_w = 4, type_w = 4;
+  for (const auto& t : f.tensors()) {
+    name_w = std::max(name_w, t.name.size());
+    type_w = std::max(type_w, dtype_name(t.type).size());
+  }
+  if (!f.tensors().empty())
+    std::printf("  %-*s  %-*s  %-24s  %12s  %12s\n", static_cast<int>(name_w), "name", static_cast<int>(type_w), "type",
+                "dims", "offset", "bytes");
   uint64_t total_bytes = 0;
   int64_t total_elements = 0;
   std::map<std::string, std::pair<size_t, uint64_t>> by_type;  // type -> (count, bytes)
@@ -82,8 +87,8 @@ int cmd_inspect(int argc, char** argv) {
     for (size_t i = 0; i < t.dims.size(); ++i) dims += (i ? ", " : "") + std::to_string(t.dims[i]);
     dims += "]";
     const std::string type(dtype_name(t.type));
-    std::printf("  %-*s  %-5s  %-24s  %12llu  %12llu\n", static_cast<int>(name_w), t.name.c_str(), type.c_str(),
-                dims.c_str(), static_cast<unsigned long long>(t.offset), static_cast<unsigned long long>(t.nbytes));
+    std::printf("  %-*s  %-*s  %-24s  %12llu  %12llu\n", static_cast<int>(name_w), t.name.c_str(),
+                static_cast<int>(type_w), type.c_str(), dims.c_str(), static_cast<unsigned long long>(t.offset), static_cast<unsigned long long>(t.nbytes));
     total_bytes += t.nbytes;
     total_elements += t.n_elements();
     auto& e = by_type[type];
@@ -94,7 +99,7 @@ int cmd_inspect(int argc, char** argv) {
               static_cast<long long>(total_elements), static_cast<unsigned long long>(total_bytes),
               human_bytes(total_bytes).c_str());
   for (const auto& [type, e] : by_type)
-    std::printf("  %-5s  %zu tensors, %llu bytes%s\n", type.c_str(), e.first, static_cast<unsigned long long>(e.second),
+    std::printf("  %-*s  %zu tensors, %llu bytes%s\n", static_cast<int>(type_w), type.c_str(), e.first, static_cast<unsigned long long>(e.second),
                 dtype_from_name(type) && !dtype_info(*dtype_from_name(type)).supported ? " (not supported by wai)" : "");
   return 0;
 }

@@ -56,8 +56,8 @@ TEST(WaiInspect, PrintsHeaderMetadataTensorsAndTotals) {
            "version: 3\n", "alignment: 32\n", "metadata: 4 keys\n", "tensors: 2\n",
            "\"llama\"\n", "llama.block_count", "1e-05\n",
            "[20 x string: \"tok0\", \"tok1\", \"tok2\", \"tok3\", \"tok4\", \"tok5\", \"tok6\", \"tok7\", ...]\n",
-           "token_embd.weight    f32    [64, 3]",
-           "blk.0.attn_q.weight  q8_0   [64, 5]",
+           "token_embd.weight    f32   [64, 3]",
+           "blk.0.attn_q.weight  q8_0  [64, 5]",
            "total: 2 tensors, 512 elements, 1108 bytes (1.08 KiB)\n",
        })
     EXPECT_NE(r.out.find(line), std::string::npos) << "missing: " << line << "\n" << r.out;
