@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -34,7 +35,21 @@ uint64_t min_encoded_size(ValueType t) {
 
 bool valid_value_type(uint32_t raw) { return raw <= static_cast<uint32_t>(ValueType::F64); }
 
-std::string quoted(std::string_view s) { return "'" + std::string(s.substr(0, 80)) + (s.size() > 80 ? "...'" : "'"); }
+// A key or tensor name for an error message: at most 80 bytes, printable ASCII (others as \xNN), so a
+// hostile name cannot put control characters or invalid UTF-8 into logs or JSON error bodies.
+std::string quoted(std::string_view s) {
+  std::string out = "'";
+  for (unsigned char c : s.substr(0, 80)) {
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    }
+  }
+  return out + (s.size() > 80 ? "...'" : "'");
+}
 
 // A bounds-checked little-endian cursor over the file bytes. `ctx_` names what is being parsed (the
 // metadata key, the tensor) so that errors say where the file went wrong.

@@ -238,6 +238,11 @@ TEST(GgufCorrupt, RawFiles) {
     r.b.resize(r.b.size() + (size_t{1} << 22) + 1);
     EXPECT_NE(parse_error(r.b).find("hold more than 4194304 items in total"), std::string::npos);
   }
+  {  // Names in messages are printable ASCII: control bytes and invalid UTF-8 are escaped.
+    Raw r;
+    r.header(0, 2).str("a\n\xff").u32(0).put<uint8_t>(1).str("a\n\xff").u32(0).put<uint8_t>(1);
+    EXPECT_NE(parse_error(r.b).find("duplicate key 'a\\x0a\\xff'"), std::string::npos) << parse_error(r.b);
+  }
   {  // Empty key.
     Raw r;
     r.header(0, 1).str("").u32(0).put<uint8_t>(1);
