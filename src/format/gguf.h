@@ -8,6 +8,12 @@
 // any malformed input: wrong magic, unsupported version, truncated data, absurd counts or lengths,
 // unknown value or tensor types, bad dims, offsets out of range or misaligned, overlapping tensors,
 // duplicate keys or tensor names. Never reads outside the buffer. A parsed file is immutable.
+//
+// Limits (beyond what llama.cpp accepts only where noted): arrays nest at most 4 deep (llama.cpp: none);
+// all metadata arrays together hold at most 2^22 items (a Value is ~48 bytes, so parsing never
+// allocates more than ~200 MB whatever the file claims); n_dims 1..4; every dim > 0; bools are 0 or 1;
+// general.alignment an integer power of two <= 2^30. Tensors may lie in any order with gaps, never
+// overlapping. A file without tensors may omit the final padding (old gguf-py vocab files do).
 #pragma once
 
 #include <cstdint>
@@ -47,7 +53,10 @@ struct Value {
   std::optional<double> as_float() const;
   const std::string* as_string() const;
   const Array* as_array() const;
-  std::string to_string(size_t max_items = 8) const;  // for `wai inspect`
+  // For `wai inspect` and messages: numbers in shortest round-trip form, strings quoted with C escapes,
+  // arrays as `[3 x string: "a", "b", ...]` showing max_items items. max_items == SIZE_MAX prints
+  // everything; otherwise strings are cut after 160 bytes.
+  std::string to_string(size_t max_items = 8) const;
 };
 
 struct KeyValue {
