@@ -28,7 +28,8 @@ struct EngineOptions {
   int threads = 2;
   int parallel = 4;          // max sequences decoded together (slots)
   int max_queue = 64;        // waiting requests beyond the slots; more -> QueueFull
-  int batch_size = 512;      // max tokens per forward pass (prefill chunk budget)
+  int batch_size = 512;      // max tokens per forward pass (prefill chunk budget); raised to `parallel`
+                             // when smaller, since every generating sequence feeds one token per step
   int64_t context_length = 0;  // per-sequence positions limit; 0 = model's context_length
 };
 
@@ -53,6 +54,9 @@ struct TokenEvent {
   float logprob = 0.0f;  // when want_logprobs
 };
 
+// kStop: end-of-generation token (not counted, not delivered) or a stop sequence (the token that
+// completed it is delivered with the text before the stop string). kLength: max_tokens generated, or
+// prompt + generated tokens reached the context length.
 struct Completion {
   FinishReason reason = FinishReason::kStop;
   std::string error;           // when kError
