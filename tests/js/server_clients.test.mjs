@@ -94,6 +94,20 @@ test('openai SDK: completions with stop sequences and logprobs', async () => {
   assert.equal(chatLp.choices[0].logprobs.content.length, 4);
 });
 
+test('openai SDK: completions streamed equals not streamed', async () => {
+  const params = { model: MODEL, prompt: 'The big tree', max_tokens: 20, temperature: 0 };
+  const whole = await openai().completions.create(params);
+  let text = '';
+  let finish = null;
+  for await (const chunk of await openai().completions.create({ ...params, stream: true })) {
+    assert.equal(chunk.object, 'text_completion');
+    text += chunk.choices[0].text;
+    finish = chunk.choices[0].finish_reason ?? finish;
+  }
+  assert.equal(text, whole.choices[0].text);
+  assert.equal(finish, 'length');
+});
+
 test('openai SDK: models.list and errors', async () => {
   const models = [];
   for await (const m of openai().models.list()) models.push(m.id);
