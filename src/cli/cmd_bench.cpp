@@ -28,6 +28,7 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cli/args.h"
@@ -50,6 +51,7 @@ const char* kUsage =
     "                 [--json] [--sliding-window N] [--ctx-depth D] [--ctx-fill synthetic|prefill] [--seed 1234]\n"
     "  -p N              prompt tokens prefilled per sequence (0: no prefill)\n"
     "  -n N              tokens decoded one at a time per sequence after the prompt\n"
+    "  -t THREADS        default: all hardware threads\n"
     "  --batch B         B sequences decoding together (aggregate tokens/s)\n"
     "  --batch-size N    prefill chunk (tokens per forward pass)\n"
     "  -r REPS           measured repetitions (plus one warm-up)\n"
@@ -298,7 +300,7 @@ Options parse(int argc, char** argv) {
   o.model = *m;
   o.p = a.get_int({"-p"}, o.p);
   o.n = a.get_int({"-n"}, o.n);
-  o.threads = a.get_int({"-t", "--threads"}, o.threads);
+  o.threads = a.get_int({"-t", "--threads"}, std::max(1u, std::thread::hardware_concurrency()));
   o.batch = a.get_int({"--batch"}, o.batch);
   o.batch_size = a.get_int({"--batch-size"}, o.batch_size);
   o.reps = a.get_int({"-r", "--reps"}, o.reps);
