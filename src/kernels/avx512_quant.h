@@ -4,6 +4,7 @@
 
 #include <immintrin.h>
 
+#include <cstdlib>
 #include <cstring>
 
 #include "kernels/blocks.h"
@@ -54,6 +55,23 @@ namespace {
   }
   y->d = 1 / iscale;
 }
+
+// Per-thread 64-byte-aligned scratch that only grows (the AMX kernels' unpacked weight strips: a
+// fresh allocation of a few hundred KiB per call would be an mmap/munmap and page faults each time).
+// Plain malloc/free, no std:: containers (see gemm_vnni_q8.cpp on template instantiations).
+struct Scratch {
+  void* p = nullptr;
+  size_t size = 0;
+  ~Scratch() { std::free(p); }
+  void* get(size_t bytes) {
+    if (bytes > size) {
+      std::free(p);
+      size = (bytes + 63) / 64 * 64;
+      p = std::aligned_alloc(64, size);
+    }
+    return p;
+  }
+};
 
 }  // namespace
 }  // namespace wai::kernels

@@ -12,9 +12,15 @@
 // unpacked to int8 in tile order [super-block][sub-block][16 rows][SB bytes] with their scales.
 //
 // Compiled for AMX/AVX-512; only called after choose_gemm checked the CPU (see gemm_vnni_q8.cpp).
+// Everything below is compiled for this ISA (GCC: target pragma; clang: attribute push).
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma,avx2,amx-tile,amx-int8"))), apply_to = function)
+#else
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma,avx2,amx-tile,amx-int8")
+// GCC 12 warns falsely about the _mm512_undefined_* inside its own intrinsic headers.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #include <cstdlib>
@@ -76,10 +82,15 @@ struct alignas(64) TileConfig {
 // tmm0/tmm6: weights (16 x SB bytes); tmm1/tmm7: activations (SB/4 x 64 bytes); tmm2..5: C.
 void load_config(int sb) {
   TileConfig c;
-  for (int i : {0, 6}) c.rows[i] = 16, c.colsb[i] = static_cast<uint16_t>(sb);
-  for (int i : {1, 7}) c.rows[i] = static_cast<uint8_t>(sb / 4), c.colsb[i] = 64;
-  for (int i : {2, 3, 4, 5}) c.rows[i] = 16, c.colsb[i] = 64;
-  _tile_loadconfig(&c);
+  // (plain assignments: no std::initializer_list instantiated in an AVX-512 translation unit)
+  c.rows[0] = c.rows[6] = 16;
+  c.colsb[0] = c.colsb[6] = static_cast<uint16_t>(sb);
+  c.rows[1] = c.rows[7] = static_cast<uint8_t>(sb / 4);
+  c.colsb[1] = c.colsb[7] = 64;
+  for (int i = 2; i <= 5; ++i) c.rows[i] = 16, c.colsb[i] = 64;
+  // Not _tile_loadconfig: GCC 12 declares its operand as only 8 bytes read, so the compiler may drop
+  // the stores of the rest of the config as dead. Here the whole 64-byte struct is the input.
+  __asm__ volatile("ldtilecfg %0" : : "m"(c));
 }
 
 // Unpacked weights of one 16-row strip, per super-block.
@@ -177,7 +188,8 @@ void run_type(const GemmArgs& a, int64_t r0, int64_t r1) {
   constexpr bool kQ4 = SB == 32;
   const int64_t nb = a.w.cols / kQKK;
   const size_t wrow = static_cast<size_t>(nb) * (kQ4 ? sizeof(BlockQ4K) : sizeof(BlockQ6K));
-  auto* strip = static_cast<WBlock<SB>*>(std::aligned_alloc(64, sizeof(WBlock<SB>) * nb));
+  thread_local Scratch strip_mem;
+  auto* strip = static_cast<WBlock<SB>*>(strip_mem.get(sizeof(WBlock<SB>) * nb));
   const ActBlock* x = reinterpret_cast<const ActBlock*>(a.xq);
   load_config(SB);
   alignas(64) float out[kTile][kTile];
@@ -201,7 +213,6 @@ void run_type(const GemmArgs& a, int64_t r0, int64_t r1) {
     }
   }
   _tile_release();
-  std::free(strip);
 }
 
 void run(const GemmArgs& a, int64_t r0, int64_t r1) {
@@ -214,3 +225,7 @@ void run(const GemmArgs& a, int64_t r0, int64_t r1) {
 const GemmKernel kGemmAmxK = {"amx-int8", kTile, kTile, act_bytes, prepare, run};
 
 }  // namespace wai::kernels
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif

@@ -11,9 +11,15 @@
 //
 // Compiled for AMX/AVX-512; only called after choose_gemm checked the CPU and the OS permission.
 // No std:: templates here (see gemm_vnni_q8.cpp).
+// Everything below is compiled for this ISA (GCC: target pragma; clang: attribute push).
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,f16c,fma,avx2,amx-tile,amx-int8"))), apply_to = function)
+#else
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,f16c,fma,avx2,amx-tile,amx-int8")
+// GCC 12 warns falsely about the _mm512_undefined_* inside its own intrinsic headers.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #include <cstdlib>
@@ -64,10 +70,15 @@ struct alignas(64) TileConfig {
 // tmm0/tmm6: weights (16 x 32 bytes); tmm1/tmm7: activations (8 x 64 bytes); tmm2..5: C (16 x 16 i32).
 void load_config() {
   TileConfig c;
-  for (int i : {0, 6}) c.rows[i] = 16, c.colsb[i] = 32;
-  for (int i : {1, 7}) c.rows[i] = 8, c.colsb[i] = 64;
-  for (int i : {2, 3, 4, 5}) c.rows[i] = 16, c.colsb[i] = 64;
-  _tile_loadconfig(&c);
+  // (plain assignments: no std::initializer_list instantiated in an AVX-512 translation unit)
+  c.rows[0] = c.rows[6] = 16;
+  c.colsb[0] = c.colsb[6] = static_cast<uint16_t>(32);
+  c.rows[1] = c.rows[7] = static_cast<uint8_t>(8);
+  c.colsb[1] = c.colsb[7] = 64;
+  for (int i = 2; i <= 5; ++i) c.rows[i] = 16, c.colsb[i] = 64;
+  // Not _tile_loadconfig: GCC 12 declares its operand as only 8 bytes read, so the compiler may drop
+  // the stores of the rest of the config as dead. Here the whole 64-byte struct is the input.
+  __asm__ volatile("ldtilecfg %0" : : "m"(c));
 }
 
 // acc[r] (16 activation rows of weight row r) += C[r][.] * d_w[r] * d_x[.]
@@ -121,8 +132,9 @@ void run(const GemmArgs& a, int64_t r0, int64_t r1) {
   const bool q4 = a.w.type == DType::Q4_0;
   const int64_t cols = a.w.cols, nb = cols / kQK0;
   const size_t bs = q4 ? 18 : 34, wrow = static_cast<size_t>(nb) * bs;
-  int8_t* strip = static_cast<int8_t*>(std::aligned_alloc(64, static_cast<size_t>(kTile * cols)));
-  float* dw = static_cast<float*>(std::aligned_alloc(64, static_cast<size_t>(nb * kTile) * sizeof(float)));
+  thread_local Scratch strip_mem, dw_mem;
+  int8_t* strip = static_cast<int8_t*>(strip_mem.get(static_cast<size_t>(kTile * cols)));
+  float* dw = static_cast<float*>(dw_mem.get(static_cast<size_t>(nb * kTile) * sizeof(float)));
   load_config();
   alignas(64) float out[kTile][kTile];
   for (int64_t rt = r0; rt < r1; rt += kTile) {
@@ -164,8 +176,6 @@ void run(const GemmArgs& a, int64_t r0, int64_t r1) {
     }
   }
   _tile_release();
-  std::free(strip);
-  std::free(dw);
 }
 
 }  // namespace
@@ -173,3 +183,7 @@ void run(const GemmArgs& a, int64_t r0, int64_t r1) {
 const GemmKernel kGemmAmxQ8 = {"amx-int8", kTile, kTile, act_bytes, prepare, run};
 
 }  // namespace wai::kernels
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif

@@ -4,9 +4,15 @@
 // activation rows; tails of any length through masked loads.
 //
 // Compiled for AVX-512; only called after choose_gemm checked the CPU (see gemm_vnni_q8.cpp).
+// Everything below is compiled for this ISA (GCC: target pragma; clang: attribute push).
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,f16c,fma,avx2"))), apply_to = function)
+#else
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,f16c,fma,avx2")
+// GCC 12 warns falsely about the _mm512_undefined_* inside its own intrinsic headers.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #include "kernels/blocks.h"
@@ -45,10 +51,10 @@ void tile(const uint8_t* w, size_t wstride, const uint8_t* x, size_t xstride, in
       const __mmask32 m = left >= 32 ? ~__mmask32{0} : static_cast<__mmask32>((1u << left) - 1);
       __m512bh wv[R];
       for (int r = 0; r < R; ++r)
-        wv[r] = reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(m, reinterpret_cast<const uint16_t*>(w + r * wstride) + c));
+        wv[r] = (__m512bh)(_mm512_maskz_loadu_epi16(m, reinterpret_cast<const uint16_t*>(w + r * wstride) + c));
       for (int t = 0; t < T; ++t) {
         const __m512bh xv =
-            reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(m, reinterpret_cast<const uint16_t*>(x + t * xstride) + c));
+            (__m512bh)(_mm512_maskz_loadu_epi16(m, reinterpret_cast<const uint16_t*>(x + t * xstride) + c));
         for (int r = 0; r < R; ++r) acc[r][t] = _mm512_dpbf16_ps(acc[r][t], wv[r], xv);
       }
     } else {
@@ -105,3 +111,7 @@ void run(const GemmArgs& a, int64_t r0, int64_t r1) {
 const GemmKernel kGemmAvx512Float = {"avx512-float", 4, 1, act_bytes, prepare, run};
 
 }  // namespace wai::kernels
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif

@@ -5,9 +5,15 @@
 // bsums). q6_K's -32 offset is removed in the integer domain with the bsums.
 //
 // Compiled for AVX-512; only called after choose_gemm checked the CPU (see gemm_vnni_q8.cpp).
+// Everything below is compiled for this ISA (GCC: target pragma; clang: attribute push).
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma,avx2"))), apply_to = function)
+#else
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma,avx2")
+// GCC 12 warns falsely about the _mm512_undefined_* inside its own intrinsic headers.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #include <cstring>
@@ -131,3 +137,7 @@ void run(const GemmArgs& a, int64_t r0, int64_t r1) {
 const GemmKernel kGemmVnniK = {"avx512-vnni", 4, 1, act_bytes, prepare, run};
 
 }  // namespace wai::kernels
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
