@@ -3,7 +3,11 @@
 #include <gtest/gtest.h>
 #include <sentencepiece_processor.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -245,6 +249,129 @@ TEST_F(SentencePieceOracle, DecodeOfArbitraryIdSequencesMatches) {
     streamed += sd.flush();
     ASSERT_EQ(streamed, ref) << ids_str(ids32);
   }
+}
+
+// Protobuf wire-format helpers for the test below (a .model file is a serialized ModelProto).
+uint64_t read_varint(const std::string& b, size_t& pos) {
+  uint64_t v = 0;
+  for (int shift = 0; pos < b.size() && shift < 64; shift += 7) {
+    const auto c = static_cast<unsigned char>(b[pos++]);
+    v |= static_cast<uint64_t>(c & 0x7F) << shift;
+    if (!(c & 0x80)) break;
+  }
+  return v;
+}
+void write_varint(std::string& o, uint64_t v) {
+  do {
+    unsigned char c = v & 0x7F;
+    v >>= 7;
+    if (v) c |= 0x80;
+    o += static_cast<char>(c);
+  } while (v);
+}
+
+// Rewrites the real Mistral .model with some piece types changed (ModelProto.pieces = field 1; in each
+// SentencePiece message, type = field 3, a varint). Everything else is copied byte for byte.
+std::string retype_model(const std::string& in, const std::map<int, int>& new_type) {
+  std::string out;
+  size_t pos = 0;
+  int index = 0;
+  while (pos < in.size()) {
+    const size_t start = pos;
+    const uint64_t key = read_varint(in, pos);
+    const int wt = key & 7;
+    if (wt == 0) read_varint(in, pos);
+    else if (wt == 1) pos += 8;
+    else if (wt == 5) pos += 4;
+    else if (wt == 2) pos += read_varint(in, pos);
+    if ((key >> 3) != 1 || wt != 2) {
+      out.append(in, start, pos - start);
+      continue;
+    }
+    size_t p = start;
+    read_varint(in, p);
+    const uint64_t len = read_varint(in, p);
+    const std::string msg = in.substr(p, len);
+    const auto it = new_type.find(index++);
+    if (it == new_type.end()) {
+      out.append(in, start, pos - start);
+      continue;
+    }
+    std::string m;
+    for (size_t q = 0; q < msg.size();) {
+      const size_t fs = q;
+      const uint64_t k = read_varint(msg, q);
+      if ((k & 7) == 0) read_varint(msg, q);
+      else if ((k & 7) == 5) q += 4;
+      else if ((k & 7) == 1) q += 8;
+      else if ((k & 7) == 2) q += read_varint(msg, q);
+      if ((k >> 3) != 3) m.append(msg, fs, q - fs);
+    }
+    write_varint(m, (3 << 3) | 0);
+    write_varint(m, static_cast<uint64_t>(it->second));
+    write_varint(out, (1 << 3) | 2);
+    write_varint(out, m.size());
+    out += m;
+  }
+  return out;
+}
+
+// User-defined and unused pieces, which the Mistral vocabulary lacks: the real model with some pieces
+// retyped, loaded by the reference library, against wai built from the same retyped vocabulary.
+// User-defined pieces must match whole and never merge with neighbours; unused pieces take part in
+// merges but are split back into the pieces they were made of.
+TEST_F(SentencePieceOracle, UserDefinedAndUnusedPiecesMatchReference) {
+  std::ifstream f(kDir + "mistral-v0.1-tokenizer.model", std::ios::binary);
+  const std::string model((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  ASSERT_GT(model.size(), 100000u);
+  const std::vector<std::string> user = {"INST", "\xE2\x96\x81[", "ing", "\xE2\x96\x81\xE2\x96\x81", "<tool>"};
+  const std::vector<std::string> unused = {"\xE2\x96\x81Hello", "\xE2\x96\x81world", "er", "\xE2\x96\x81the", "ation"};
+  std::map<int, int> retype;
+  wai::text::Vocab v;
+  for (int i = 0; i < tok_->n_vocab(); ++i) {
+    v.pieces.push_back(tok_->piece(i));
+    v.scores.push_back(tok_->score(i));
+    v.types.push_back(tok_->type(i));
+  }
+  for (const auto& p : user) {
+    const int id = sp_->PieceToId(p);
+    if (id == sp_->unk_id()) continue;  // "<tool>" is not a piece: skipped
+    retype[id] = 4;
+    v.types[id] = TokenType::kUserDefined;
+  }
+  for (const auto& p : unused) {
+    const int id = sp_->PieceToId(p);
+    ASSERT_NE(id, sp_->unk_id()) << p;
+    retype[id] = 5;
+    v.types[id] = TokenType::kUnused;
+  }
+  ASSERT_GE(retype.size(), 9u);
+  sentencepiece::SentencePieceProcessor ref;
+  const auto st = ref.LoadFromSerializedProto(retype_model(model, retype));
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  for (const auto& [id, t] : retype) ASSERT_EQ(ref.IsUnused(id), t == 5) << id;
+  const Tokenizer tok = Tokenizer::from_vocab(v);
+
+  std::vector<std::string> texts = make_corpus();
+  for (const char* t : {"[INST] hi [/INST]", "INSTINST", "singing in the rain", "Hello world", "the theme of the day",
+                        "  two  spaces   three", "nation station", "ERROR: error er", "x[INST]y", "Hello, Hello!"})
+    texts.push_back(t);
+  size_t mismatches = 0, n_user = 0, n_split = 0;
+  for (const auto& s : texts) {
+    std::vector<int> r;
+    ASSERT_TRUE(ref.Encode(s, &r).ok());
+    const std::vector<int32_t> want(r.begin(), r.end());
+    const auto got = tok.encode(s, false);
+    for (auto id : want) n_user += v.types[id] == TokenType::kUserDefined;
+    n_split += tok_->encode(s, false).size() < want.size();  // retyping made this text longer
+    if (got != want && ++mismatches <= 10)
+      ADD_FAILURE() << "\"" << escape(s) << "\"\n want " << ids_str(want) << "\n  got " << ids_str(got);
+  }
+  EXPECT_EQ(mismatches, 0u);
+  EXPECT_GE(n_user, 100u);   // the comparison exercised user-defined pieces ...
+  EXPECT_GE(n_split, 100u);  // ... and unused ones
+  std::printf("retyped vocab: %zu texts identical; %zu user-defined ids, %zu texts longer than with the original vocab\n",
+              texts.size() - mismatches, n_user, n_split);
 }
 
 // The Mistral v0.1 instruct layout (mistral-reference.md §5) with each sp(...) segment tokenized by the
