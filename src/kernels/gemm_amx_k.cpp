@@ -113,8 +113,8 @@ void unpack_q4_K(const BlockQ4K& b, int r, WBlock<32>& o) {
   for (int j = 0; j < 8; ++j) get_scale_min_k4(j, b.scales, &sc[j], &mn[j]);
   for (int j = 0; j < 8; ++j) o.sc[j][r] = sc[j];
   for (int p = 0; p < 4; ++p) o.min_pairs[p][r] = mn[2 * p] | (mn[2 * p + 1] << 16);
-  o.d[r] = f16_to_f32(b.d);
-  o.dmin[r] = f16_to_f32(b.dmin);
+  o.d[r] = h2f(b.d);
+  o.dmin[r] = h2f(b.dmin);
 }
 
 void unpack_q6_K(const BlockQ6K& b, int r, WBlock<16>& o) {
@@ -136,7 +136,7 @@ void unpack_q6_K(const BlockQ6K& b, int r, WBlock<16>& o) {
     for (int k = 0; k < 8; ++k) std::memcpy(o.qs[8 * h + k][r], tmp + 16 * k, 16);
   }
   for (int j = 0; j < 16; ++j) o.sc[j][r] = b.scales[j];
-  o.d[r] = f16_to_f32(b.d);
+  o.d[r] = h2f(b.d);
 }
 
 #define WAI_AMX_SUB(ct, ta, tb, j)                    \

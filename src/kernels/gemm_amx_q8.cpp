@@ -53,7 +53,7 @@ void prepare(DType, const float* x, int64_t n, int64_t cols, int64_t t0, int64_t
         const uint16_t d = row < n ? quantize_q8_0_block_avx512(x + row * cols + b * kQK0, q) : 0;
         uint8_t* dst = tile + b * 512 + 4 * t;
         for (int k4 = 0; k4 < 8; ++k4) std::memcpy(dst + 64 * k4, q + 4 * k4, 4);
-        dx[b * kTile + t] = f16_to_f32(d);
+        dx[b * kTile + t] = h2f(d);
       }
     }
   }
@@ -144,7 +144,7 @@ void run(const GemmArgs& a, int64_t r0, int64_t r1) {
       for (int64_t b = 0; b < nb; ++b) {
         uint16_t d = 0;
         if (r < nr) std::memcpy(&d, wbase + r * wrow + b * bs, 2);
-        dw[b * kTile + r] = f16_to_f32(d);
+        dw[b * kTile + r] = h2f(d);
       }
     // Unpack to tile order, [block][16 rows][32 bytes], so each A tile is 512 contiguous bytes
     // (rows 4 KiB apart would all fall in one L1 set).

@@ -4,9 +4,12 @@
 
 namespace wai::kernels {
 
-// Below this many activation rows a 16-row AMX tile is mostly padding and the product is memory
-// bound anyway; VNNI matrix-vector tiles win.
-constexpr int64_t kAmxMinBatch = 8;
+// Below these batch sizes a 16-row AMX tile is mostly padding and unpacking the weights for it costs
+// more than it saves: the VNNI register tiles win (q4_0/q8_0 reuse each weight load across 4 rows;
+// the K-quant VNNI path is one dot per row pair, so AMX pays off sooner). Measured on the dev machine
+// with bench/kernels.
+constexpr int64_t kAmxMinBatchQ8 = 16;
+constexpr int64_t kAmxMinBatchK = 8;
 
 const GemmKernel& choose_gemm(DType wtype, int64_t n) {
   const CpuFeatures& f = cpu_features();
@@ -15,12 +18,12 @@ const GemmKernel& choose_gemm(DType wtype, int64_t n) {
   switch (wtype) {
     case DType::Q4_0:
     case DType::Q8_0:
-      if (amx && n >= kAmxMinBatch) return kGemmAmxQ8;
+      if (amx && n >= kAmxMinBatchQ8) return kGemmAmxQ8;
       if (vnni && f.avx512vbmi) return kGemmVnniQ8;
       break;
     case DType::Q4_K:
     case DType::Q6_K:
-      if (amx && n >= kAmxMinBatch) return kGemmAmxK;
+      if (amx && n >= kAmxMinBatchK) return kGemmAmxK;
       if (vnni) return kGemmVnniK;
       break;
     case DType::F32:

@@ -82,8 +82,8 @@ float dot_q4_K(const BlockQ4K* w, const BlockQ8K* y, int64_t nb) {
       sumi = _mm512_dpwssd_epi32(sumi, phi, _mm512_permutexvar_epi16(k ? i57 : i13, sc16));
     }
     const float dx = y[i].d;
-    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_set1_ps(f16_to_f32(w[i].d) * dx), acc);
-    accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(summ), _mm256_set1_ps(f16_to_f32(w[i].dmin) * dx), accm);
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_set1_ps(h2f(w[i].d) * dx), acc);
+    accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(summ), _mm256_set1_ps(h2f(w[i].dmin) * dx), accm);
   }
   const __m128 m = _mm_add_ps(_mm256_castps256_ps128(accm), _mm256_extractf128_ps(accm, 1));
   const __m128 m2 = _mm_add_ps(m, _mm_movehl_ps(m, m));
@@ -114,7 +114,7 @@ float dot_q6_K(const BlockQ6K* w, const BlockQ8K* y, int64_t nb) {
       sumi = _mm512_dpwssd_epi32(sumi, plo, _mm512_permutexvar_epi16(h ? p8 : p0, sc16));
       sumi = _mm512_dpwssd_epi32(sumi, phi, _mm512_permutexvar_epi16(h ? p12 : p4, sc16));
     }
-    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_set1_ps(f16_to_f32(w[i].d) * y[i].d), acc);
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_set1_ps(h2f(w[i].d) * y[i].d), acc);
   }
   return _mm512_reduce_add_ps(acc);
 }

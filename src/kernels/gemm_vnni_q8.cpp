@@ -55,7 +55,7 @@ void prepare(DType, const float* x, int64_t, int64_t cols, int64_t t0, int64_t t
       for (int k = 0; k < 4; ++k) {
         const int64_t b = 4 * qd + k;
         alignas(64) int8_t q[32] = {};
-        d[k] = b < nb ? f16_to_f32(quantize_q8_0_block_avx512(x + t * cols + b * kQK0, q)) : 0.0f;
+        d[k] = b < nb ? h2f(quantize_q8_0_block_avx512(x + t * cols + b * kQK0, q)) : 0.0f;
         std::memcpy(o.lo + 16 * k, q, 16);
         std::memcpy(o.hi + 16 * k, q + 16, 16);
       }
