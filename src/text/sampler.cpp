@@ -1,6 +1,6 @@
 // Sampling chain (see sampler.h): penalties -> greedy shortcut -> top-k -> top-p -> min-p ->
-// temperature -> draw. Candidates are kept sorted by (logit desc, id asc) so that a seeded run depends
-// only on the logits, never on hash or sort instability.
+// temperature -> draw. Candidates are either in id order or sorted by (logit desc, id asc), a total
+// order, so a seeded run depends only on the logits and parameters, never on sort instability.
 #include "text/sampler.h"
 
 #include <algorithm>
@@ -68,33 +68,40 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> histor
     if (logits[i] > kNegInf) cand_.emplace_back(logits[i], static_cast<int32_t>(i));
   if (cand_.empty()) return argmax(logits);  // everything is -inf: any id is as good; stay deterministic
 
+  // Sorting is the costly part for a 32000-id row, so it is done only as far as a filter needs it:
+  // top-k partially sorts the k best; top-p grows a sorted prefix until it holds the nucleus (usually a
+  // few dozen ids); min-p and the draw need only the maximum. A sorted prefix is the same whichever way
+  // it was produced, because `better` is a total order.
+  bool sorted = false;
   if (p_.top_k > 0 && static_cast<size_t>(p_.top_k) < cand_.size()) {
     std::partial_sort(cand_.begin(), cand_.begin() + p_.top_k, cand_.end(), better);
     cand_.resize(p_.top_k);
-  } else {
-    std::sort(cand_.begin(), cand_.end(), better);
+    sorted = true;
   }
+  float max_l = kNegInf;
+  for (const auto& c : cand_) max_l = std::max(max_l, c.first);
 
   // top-p and min-p on the temperature-1 distribution (the chain order of llama.cpp).
-  const float max_l = cand_.front().first;
   if (p_.top_p < 1.0f) {
     double total = 0.0;
     for (const auto& c : cand_) total += std::exp(static_cast<double>(c.first - max_l));
     const double target = static_cast<double>(std::max(p_.top_p, 0.0f)) * total;
-    double cum = 0.0;
-    size_t keep = 0;
-    while (keep < cand_.size()) {
-      cum += std::exp(static_cast<double>(cand_[keep].first - max_l));
-      ++keep;
-      if (cum >= target) break;
+    const size_t n = cand_.size();
+    for (size_t k = sorted ? n : std::min<size_t>(64, n);; k = k * 16 >= n ? n : k * 4) {
+      if (!sorted && k == n) std::sort(cand_.begin(), cand_.end(), better);
+      else if (!sorted) std::partial_sort(cand_.begin(), cand_.begin() + k, cand_.end(), better);
+      double cum = 0.0;
+      size_t keep = 0;
+      while (keep < k && cum < target) cum += std::exp(static_cast<double>(cand_[keep++].first - max_l));
+      if (cum >= target || k == n) {
+        cand_.resize(std::max<size_t>(keep, 1));
+        break;
+      }
     }
-    cand_.resize(std::max<size_t>(keep, 1));
   }
   if (p_.min_p > 0.0f) {
     const float floor = max_l + std::log(std::min(p_.min_p, 1.0f));  // p_i >= min_p * p_max
-    size_t keep = 1;
-    while (keep < cand_.size() && cand_[keep].first >= floor) ++keep;
-    cand_.resize(keep);
+    std::erase_if(cand_, [floor](const std::pair<float, int32_t>& c) { return c.first < floor; });  // keeps the max
   }
 
   // Temperature, then one draw from the softmax: u in [0, 1) from the top 53 bits of the generator.
