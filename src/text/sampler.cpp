@@ -26,6 +26,13 @@ bool better(const std::pair<float, int32_t>& a, const std::pair<float, int32_t>&
   return a.first > b.first || (a.first == b.first && a.second < b.second);
 }
 
+// Sorts the k best candidates to the front: selection in O(n), then O(k log k) (faster than a heap-based
+// std::partial_sort when k is a sizable fraction of n).
+void sort_prefix(std::vector<std::pair<float, int32_t>>& c, size_t k) {
+  if (k < c.size()) std::nth_element(c.begin(), c.begin() + k, c.end(), better);
+  std::sort(c.begin(), c.begin() + k, better);
+}
+
 int32_t argmax(std::span<const float> logits) {
   int32_t best = 0;
   for (size_t i = 1; i < logits.size(); ++i)
@@ -74,7 +81,7 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> histor
   // it was produced, because `better` is a total order.
   bool sorted = false;
   if (p_.top_k > 0 && static_cast<size_t>(p_.top_k) < cand_.size()) {
-    std::partial_sort(cand_.begin(), cand_.begin() + p_.top_k, cand_.end(), better);
+    sort_prefix(cand_, p_.top_k);
     cand_.resize(p_.top_k);
     sorted = true;
   }
@@ -87,9 +94,8 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> histor
     for (const auto& c : cand_) total += std::exp(static_cast<double>(c.first - max_l));
     const double target = static_cast<double>(std::max(p_.top_p, 0.0f)) * total;
     const size_t n = cand_.size();
-    for (size_t k = sorted ? n : std::min<size_t>(64, n);; k = k * 16 >= n ? n : k * 4) {
-      if (!sorted && k == n) std::sort(cand_.begin(), cand_.end(), better);
-      else if (!sorted) std::partial_sort(cand_.begin(), cand_.begin() + k, cand_.end(), better);
+    for (size_t k = sorted ? n : std::min<size_t>(64, n);; k = std::min(n, k * 4)) {
+      if (!sorted) sort_prefix(cand_, k);
       double cum = 0.0;
       size_t keep = 0;
       while (keep < k && cum < target) cum += std::exp(static_cast<double>(cand_[keep++].first - max_l));

@@ -2,6 +2,7 @@
 // (chi-square), the effect of each penalty, log-softmax.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -130,6 +131,42 @@ TEST(Sampler, TopPKeepsTheSmallestNucleus) {
     const auto c = draw(s, l, n);
     EXPECT_LT(chi_square(c, softmax(l, 0.8, {true, true, true, false}), n), kChi001[2]);
   }
+}
+
+// A wide nucleus in a large vocabulary (hundreds of ids: the sampler's growing sorted prefix has to
+// grow several times): draws stay inside the analytic nucleus and cover it.
+TEST(Sampler, TopPOnALargeVocabulary) {
+  std::mt19937 rng(21);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  std::vector<float> l(5000);
+  for (auto& x : l) x = d(rng);
+  std::vector<int> order(l.size());
+  for (size_t i = 0; i < l.size(); ++i) order[i] = static_cast<int>(i);
+  std::sort(order.begin(), order.end(), [&](int a, int b) { return l[a] > l[b] || (l[a] == l[b] && a < b); });
+  double total = 0;
+  for (float x : l) total += std::exp(x);
+  std::vector<bool> in(l.size());
+  double cum = 0;
+  size_t nucleus = 0;
+  for (int id : order) {
+    in[id] = true;
+    ++nucleus;
+    if ((cum += std::exp(l[id])) >= 0.3 * total) break;
+  }
+  ASSERT_GT(nucleus, 300u);
+  SamplingParams p;
+  p.temperature = 1.0f;
+  p.top_p = 0.3f;
+  p.seed = 5;
+  Sampler s(p);
+  const auto c = draw(s, l, 3000);
+  size_t distinct = 0;
+  for (size_t i = 0; i < l.size(); ++i) {
+    if (!c[i]) continue;
+    ++distinct;
+    EXPECT_TRUE(in[i]) << "id " << i << " is outside the nucleus";
+  }
+  EXPECT_GT(distinct, nucleus * 8 / 10) << "nucleus " << nucleus;
 }
 
 TEST(Sampler, TopKAndMinP) {
