@@ -6,6 +6,13 @@
 // characters with no piece fall back to their UTF-8 bytes <0xXX>. Control tokens (<s>, </s>) in the text
 // are plain text, not special ids; user-defined tokens match as whole pieces. Decoding turns "▁" into
 // spaces, reassembles byte pieces into UTF-8, and strips the leading space of the first piece.
+//
+// Exactly as the reference library (verified against libsentencepiece): only ' ' becomes "▁" (tabs and
+// newlines stay bytes); an empty text encodes to nothing (not even the dummy prefix); each byte of
+// invalid UTF-8 in the input becomes U+FFFD; unused pieces take part in merges but are emitted as the
+// pieces they were merged from. Decoding: control ids are invisible, the unknown id reads " ⁇ ", and a
+// byte run that is not valid UTF-8 gives one U+FFFD per bad byte. A literal "▁" in the input decodes
+// to ' ', so decode(encode(s)) == s holds for valid UTF-8 without "▁". Encoding is O(n log n).
 #pragma once
 
 #include <array>
