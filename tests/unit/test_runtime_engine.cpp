@@ -53,8 +53,8 @@ struct Gen {
         logprobs.push_back(ev.logprob);
         text += ev.text;
         n = static_cast<int>(ids.size());
+        cv.notify_all();
       }
-      cv.notify_all();
       return hook ? hook(ev, n) : true;
     };
     cb.on_done = [this](const Completion& c) {
@@ -63,8 +63,8 @@ struct Gen {
         done = c;
         text += c.tail_text;
         finished = true;
+        cv.notify_all();  // under the lock: the waiter may destroy this object as soon as it wakes
       }
-      cv.notify_all();
     };
     return cb;
   }
