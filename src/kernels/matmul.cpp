@@ -23,6 +23,9 @@ void check_shapes(const MatRef& w, int64_t n) {
                                        std::string(info.name) + "'s block size " + std::to_string(info.block_size));
 }
 
+// Multiply-adds below which matmul does not split across threads: ~10 us of one core's work.
+constexpr int64_t kSerialMaxWork = int64_t{1} << 18;
+
 }  // namespace
 
 void matmul(const MatRef& w, const float* x, int64_t n, float* y, ThreadPool& pool) {
@@ -34,6 +37,9 @@ void matmul(const MatRef& w, const float* x, int64_t n, float* y, ThreadPool& po
     return;
   }
   const GemmKernel& k = choose_gemm(w.type, n);
+  // Products this small take less time than waking the pool's threads (microseconds): the calling
+  // thread does them alone (tiny models, small heads).
+  const bool tiny = w.rows * w.cols * n < kSerialMaxWork;
   GemmArgs a;
   a.w = w;
   a.n = n;
@@ -48,11 +54,12 @@ void matmul(const MatRef& w, const float* x, int64_t n, float* y, ThreadPool& po
     if (buf.size() < bytes) buf.resize(bytes);
     uint8_t* q = buf.data();
     auto prepare = [&](int64_t t0, int64_t t1) { k.prepare(w.type, x, n, w.cols, t0, t1, q); };
-    if (n >= 4) pool.parallel_for(n, prepare, k.act_grain);
+    if (n >= 4 && !tiny) pool.parallel_for(n, prepare, k.act_grain);
     else prepare(0, n);
     a.xq = q;
   }
-  pool.parallel_for(w.rows, [&](int64_t r0, int64_t r1) { k.run(a, r0, r1); }, k.row_grain);
+  if (tiny) k.run(a, 0, w.rows);
+  else pool.parallel_for(w.rows, [&](int64_t r0, int64_t r1) { k.run(a, r0, r1); }, k.row_grain);
 }
 
 void matmul_reference(const MatRef& w, const float* x, int64_t n, float* y) {

@@ -337,12 +337,18 @@ TEST(Matmul, FastPathsMatchPortable) {
 
 TEST(Matmul, SingleThreadEqualsTwoThreads) {
   ThreadPool one(1), two(2);
-  const Weights w = make_weights(DType::Q4_0, 37, 256, 9);
-  const auto x = activations(3, 256, 10);
-  std::vector<float> a(3 * 37), b(3 * 37);
-  matmul(w.ref(), x.data(), 3, a.data(), one);
-  matmul(w.ref(), x.data(), 3, b.data(), two);
-  EXPECT_EQ(a, b);  // rows are independent; the split must not change any value
+  // Large enough (~1M multiply-adds) that matmul splits it across the pool; rows are independent,
+  // so the split must not change any value. n = 3 takes the VNNI tiles, n = 20 the AMX tiles.
+  for (DType t : {DType::Q4_0, DType::Q4_K, DType::F16}) {
+    for (int64_t n : {3, 20}) {
+      const Weights w = make_weights(t, 301, 1024, 9);
+      const auto x = activations(n, 1024, 10);
+      std::vector<float> a(n * 301), b(n * 301);
+      matmul(w.ref(), x.data(), n, a.data(), one);
+      matmul(w.ref(), x.data(), n, b.data(), two);
+      EXPECT_EQ(a, b) << dtype_name(t) << " n " << n;
+    }
+  }
 }
 
 TEST(Matmul, RejectsBadShapesAndTypes) {
