@@ -608,6 +608,50 @@ TEST_F(EngineTest, ShutdownCancelsWhatOutlivesTheGraceAndRefusesNewWork) {
   EXPECT_EQ(done.done.reason, FinishReason::kLength);
 }
 
+TEST_F(EngineTest, CallbacksMayReenterTheEngineAndHandlesOutliveIt) {
+  auto e = make(1);
+  Gen second;
+  std::promise<std::shared_ptr<RequestHandle>> handle_p;
+  auto first_handle = handle_p.get_future().share();  // the hook may run before submit() returns
+  std::atomic<int> stats_seen{-1};
+  Gen first;
+  first.hook = [&](const TokenEvent&, int n) {
+    stats_seen = e->stats().active;  // stats() from the loop thread
+    if (n == 3) first_handle.get()->cancel();  // cancel() from inside the callback
+    return true;
+  };
+  Callbacks cb = first.callbacks();
+  auto done = cb.on_done;
+  cb.on_done = [&, done](const Completion& c) {
+    e->submit(request("The cat sat", 4), second.callbacks());  // submit() from on_done
+    done(c);
+  };
+  handle_p.set_value(e->submit(request("Once upon a time", 50), cb));
+  first.wait();
+  second.wait();
+  EXPECT_EQ(first.done.reason, FinishReason::kCancelled);
+  EXPECT_EQ(first.ids.size(), 3u);
+  EXPECT_EQ(stats_seen.load(), 1);
+  EXPECT_EQ(second.done.reason, FinishReason::kLength);
+  EXPECT_EQ(second.ids.size(), 4u);
+
+  // Destroying the engine cancels what is queued or running; old handles stay safe to use.
+  Gen running, queued;
+  running.hook = [](const TokenEvent&, int) {
+    std::this_thread::sleep_for(1ms);
+    return true;
+  };
+  auto h = e->submit(request("Once upon a time", 100000), running.callbacks());
+  e->submit(request("Mom said", 5), queued.callbacks());
+  running.wait_tokens(1);
+  e.reset();
+  EXPECT_TRUE(running.finished);
+  EXPECT_TRUE(queued.finished);
+  EXPECT_EQ(running.done.reason, FinishReason::kCancelled);
+  EXPECT_EQ(queued.done.reason, FinishReason::kCancelled);
+  h->cancel();
+}
+
 TEST_F(EngineTest, StatsCountTokens) {
   auto e = make(2);
   EXPECT_EQ(e->stats().parallel, 2);
