@@ -212,18 +212,25 @@ void Forward::attention(int64_t layer, size_t begin, size_t n, const Batch& batc
       const int64_t p = batch.pos[begin + i], lo = lowest(i), np = n_past_[s];
       const std::vector<int32_t>& rows = seq_rows_[s];
       const float* q = &q_[i * q_dim + h * hd];
-      auto key = [&](int64_t j) {
-        return j < np ? kv.k(layer, j % kv.capacity()) + kvh * hd : &k_[rows[j - np] * kv_dim + kvh * hd];
+      // Keys lo .. p: first the cached ones (lo .. np-1, walking the ring from slot lo % capacity
+      // without a division per key), then the chunk's own (np .. p, rows of k_/v_).
+      const int64_t cap = kv.capacity(), n_cached = std::max<int64_t>(0, np - lo), nk = p - lo + 1;
+      auto for_each_key = [&](auto&& fn) {  // fn(key index 0..nk-1, k row, v row)
+        int64_t slot = lo % cap;
+        for (int64_t j = 0; j < n_cached; ++j) {
+          fn(j, kv.k(layer, slot) + kvh * hd, kv.v(layer, slot) + kvh * hd);
+          if (++slot == cap) slot = 0;
+        }
+        for (int64_t j = n_cached; j < nk; ++j) {
+          const int64_t row = rows[static_cast<size_t>(lo + j - np)];
+          fn(j, &k_[row * kv_dim + kvh * hd], &v_[row * kv_dim + kvh * hd]);
+        }
       };
-      auto value = [&](int64_t j) {
-        return j < np ? kv.v(layer, j % kv.capacity()) + kvh * hd : &v_[rows[j - np] * kv_dim + kvh * hd];
-      };
-      const int64_t nk = p - lo + 1;
       float mx = -std::numeric_limits<float>::infinity();
-      for (int64_t j = 0; j < nk; ++j) {
-        sc[j] = vec::dot(q, key(lo + j), hd) * scale;
+      for_each_key([&](int64_t j, const float* k, const float*) {
+        sc[j] = vec::dot(q, k, hd) * scale;
         mx = std::max(mx, sc[j]);
-      }
+      });
       double sum = 0.0;
       for (int64_t j = 0; j < nk; ++j) {
         sc[j] = std::exp(sc[j] - mx);
@@ -232,7 +239,7 @@ void Forward::attention(int64_t layer, size_t begin, size_t n, const Batch& batc
       const float inv = static_cast<float>(1.0 / sum);
       float* o = &att_[i * q_dim + h * hd];
       std::fill(o, o + hd, 0.0f);
-      for (int64_t j = 0; j < nk; ++j) vec::axpy(sc[j] * inv, value(lo + j), o, hd);
+      for_each_key([&](int64_t j, const float*, const float* v) { vec::axpy(sc[j] * inv, v, o, hd); });
     }
   });
 }
