@@ -162,10 +162,13 @@ void Forward::run_chunk(const Batch& batch, size_t begin, size_t end, std::span<
     for (int64_t i = 0; i < n; ++i) rmsnorm(&x_[i * dim], L.ffn_norm, &xn_[i * dim], dim, c.norm_eps);
     kernels::matmul(L.w_gate, xn_.data(), n, gate_.data(), pool_);
     kernels::matmul(L.w_up, xn_.data(), n, up_.data(), pool_);
-    for (int64_t i = 0; i < n * ff; ++i) {
-      const float g = gate_[i];
-      gate_[i] = g / (1.0f + std::exp(-g)) * up_[i];
-    }
+    // (n * ff exps: at Mistral's ff = 14336 worth spreading over the pool for prefill chunks.)
+    pool_.parallel_for(n * ff, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        const float g = gate_[i];
+        gate_[i] = g / (1.0f + std::exp(-g)) * up_[i];
+      }
+    }, 4096);
     kernels::matmul(L.w_down, gate_.data(), n, ffo_.data(), pool_);
     for (int64_t i = 0; i < n * dim; ++i) x_[i] += ffo_[i];
   }
