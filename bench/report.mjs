@@ -173,6 +173,13 @@ L.push(`| start-up < 1 s (model load + first token, page cache warm; worst model
   `${verdict(worst == null ? null : worst < 1.0)} |`);
 L.push("");
 
+const failed = text("failed.txt").split("\n").filter(Boolean);
+if (failed.length) {
+  L.push("### FAILED steps (their numbers are missing above; details in the run's log.txt)", "");
+  for (const f of failed) L.push(`- \`${f}\``);
+  L.push("");
+}
+
 // --- commands and step times
 L.push("### Exact commands", "", "```sh", command, "# which ran, in this order:");
 L.push(...text("commands.txt").split("\n").filter(Boolean), "```", "");

@@ -71,10 +71,13 @@ log=$results/log.txt
 : >"$log"
 : >"$results/commands.txt"
 : >"$results/steps.tsv"
+: >"$results/failed.txt"
 
 say() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$log" >&2; }
 # run STEP-NAME OUTFILE CMD...: runs CMD, appends its JSON result lines (lines starting with
 # {"engine": — node-llama-cpp's warnings are skipped) to OUTFILE, records the command and its time.
+# A failed command is logged and listed in failed.txt (the report shows it) and the run goes on, so
+# that one failure late in an hour-long run does not lose the rest.
 run() {
   local step=$1 outfile=$2
   shift 2
@@ -84,12 +87,16 @@ run() {
   tmp=$(mktemp)
   if ! "$@" >"$tmp" 2>>"$log"; then
     say "FAILED: $*"
+    echo "$step: $*" >>"$results/failed.txt"
     cat "$tmp" >>"$log"
     rm -f "$tmp"
-    return 1
+    return 0
   fi
   t1=$(date +%s.%N)
-  grep -E '^\{"engine":' "$tmp" >>"$outfile" || { say "no JSON result from: $*"; rm -f "$tmp"; return 1; }
+  if ! grep -E '^\{"engine":' "$tmp" >>"$outfile"; then
+    say "no JSON result from: $*"
+    echo "$step (no JSON result): $*" >>"$results/failed.txt"
+  fi
   rm -f "$tmp"
   awk -v s="$step" -v a="$t0" -v b="$t1" 'BEGIN { printf "%s\t%.1f\n", s, b - a }' >>"$results/steps.tsv"
 }

@@ -96,7 +96,8 @@ if "$here/side_by_side.sh" --quick --tiny --no-build --build-dir "$(dirname "$(d
      --models "$tmp/models" --results "$sbs" >"$tmp/side_by_side.log" 2>&1; then
   report=$sbs/BENCHMARKS.md
   if grep -q '^| q4_0 | ' "$report" && grep -q '^### Goals' "$report" && grep -q 'batch 8 >= 5x' "$report" &&
-     grep -q '^| 16384 | 4096 | ' "$report" && grep -q '| yes |$' "$report" && grep -q 'llama_bench.mjs' "$report"; then
+     grep -q '^| 16384 | 4096 | ' "$report" && grep -q '| yes |$' "$report" && grep -q 'llama_bench.mjs' "$report" &&
+     ! grep -q 'FAILED steps' "$report"; then
     ok "side_by_side.sh --quick --tiny wrote a complete report"
   else bad "side_by_side.sh report incomplete: $report"; fi
   [ "$doc_before" = "$(cksum "$here/../docs/BENCHMARKS.md" 2>/dev/null || true)" ] && ok "docs/BENCHMARKS.md untouched" ||
