@@ -10,6 +10,13 @@
 #endif
 
 namespace wai {
+namespace {
+// ~2000 pauses is a few microseconds: enough to catch back-to-back calls on an idle core. The yields
+// that follow keep latency low while giving the core away when it is oversubscribed (tests running in
+// parallel, a busy machine), where pure spinning slows everyone down by orders of magnitude.
+constexpr int kSpinPause = 2000;
+constexpr int kSpinYield = 2000;
+}  // namespace
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
   for (int i = 1; i < n_threads_; ++i) threads_.emplace_back([this, i] { worker(i); });
@@ -25,10 +32,11 @@ ThreadPool::~ThreadPool() {
 void ThreadPool::worker(int index) {
   uint64_t seen = 0;
   for (;;) {
-    // Spin a little (the next parallel call usually follows within microseconds), then sleep.
+    // Spin a little (the next parallel call usually follows within microseconds), then yield the core
+    // (when threads outnumber cores, the thread we wait for may need it), then sleep.
     uint64_t e = epoch_.load(std::memory_order_acquire);
-    for (int spin = 0; e == seen && spin < 20000; ++spin) {
-      WAI_PAUSE();
+    for (int spin = 0; e == seen && spin < kSpinPause + kSpinYield; ++spin) {
+      if (spin < kSpinPause) WAI_PAUSE(); else std::this_thread::yield();
       e = epoch_.load(std::memory_order_acquire);
     }
     while (e == seen) {
@@ -53,8 +61,8 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
   epoch_.notify_all();
   fn(0, n_threads_);
   int p = pending_.load(std::memory_order_acquire);
-  for (int spin = 0; p != 0 && spin < 100000; ++spin) {
-    WAI_PAUSE();
+  for (int spin = 0; p != 0 && spin < kSpinPause + kSpinYield; ++spin) {
+    if (spin < kSpinPause) WAI_PAUSE(); else std::this_thread::yield();
     p = pending_.load(std::memory_order_acquire);
   }
   while (p != 0) {
