@@ -179,6 +179,7 @@ bool GenJob::on_token(const runtime::TokenEvent& ev) {
 
 void GenJob::on_done(const runtime::Completion& c) {
   std::lock_guard lk(mu_);
+  handle_.reset();  // the request holds our callbacks (and so this job): break the cycle
   api_.untrack(this);
   api_.metrics().add_tokens(model_name_, static_cast<uint64_t>(c.prompt_tokens), static_cast<uint64_t>(c.completion_tokens));
   if (c.completion_tokens > 0) api_.metrics().observe_ttft(model_name_, c.time_to_first_token_s);
