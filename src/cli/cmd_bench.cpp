@@ -18,6 +18,7 @@
 // cold process: the page faults of the mapped weights), peak RSS (VmHWM: includes the mapped weights
 // touched), KV cache bytes, and the weight bytes one decode step reads (for the roofline
 // bandwidth / bytes-per-token in docs/BENCHMARKS.md).
+#include <cstdlib>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -49,6 +50,7 @@ double seconds_since(Clock::time_point t0) { return std::chrono::duration<double
 const char* kUsage =
     "usage: wai bench -m MODEL [-p 512] [-n 128] [-t THREADS] [--batch B] [--batch-size 512] [-r 5]\n"
     "                 [--json] [--sliding-window N] [--ctx-depth D] [--ctx-fill synthetic|prefill] [--seed 1234]\n"
+    "                 [--no-mmap]   (copy the weights into huge-page memory instead of reading the mapping)\n"
     "  -p N              prompt tokens prefilled per sequence (0: no prefill)\n"
     "  -n N              tokens decoded one at a time per sequence after the prompt\n"
     "  -t THREADS        default: all hardware threads\n"
@@ -168,7 +170,7 @@ struct Options {
   std::string model;
   int64_t p = 512, n = 128, threads = 2, batch = 1, batch_size = 512, reps = 5, depth = 0, sliding_window = -1;
   uint64_t seed = 1234;
-  bool json = false, fill_prefill = false;
+  bool json = false, fill_prefill = false, no_mmap = false;
 };
 
 // The benchmark state: B sequences with their caches, prompts and current decode inputs.
@@ -287,8 +289,8 @@ class Bench {
 };
 
 Options parse(int argc, char** argv) {
-  Args a(argc, argv, {"--json", "--help", "-h"},
-         {"-m", "--model", "-p", "-n", "-t", "--threads", "--batch", "--batch-size", "-r", "--reps", "--json",
+  Args a(argc, argv, {"--json", "--no-mmap", "--help", "-h"},
+         {"-m", "--model", "-p", "-n", "-t", "--threads", "--batch", "--batch-size", "-r", "--reps", "--json", "--no-mmap",
           "--sliding-window", "--ctx-depth", "--ctx-fill", "--seed", "--help", "-h"});
   Options o;
   if (a.has("--help") || a.has("-h")) {
@@ -308,6 +310,7 @@ Options parse(int argc, char** argv) {
   o.sliding_window = a.get_int({"--sliding-window"}, o.sliding_window);
   o.seed = static_cast<uint64_t>(a.get_int({"--seed"}, static_cast<int64_t>(o.seed)));
   o.json = a.has("--json");
+  o.no_mmap = a.has("--no-mmap");
   const std::string fill = a.get_or("--ctx-fill", "synthetic");
   if (fill != "synthetic" && fill != "prefill") invalid("--ctx-fill: expected synthetic or prefill, got '" + fill + "'");
   o.fill_prefill = fill == "prefill";
@@ -328,6 +331,7 @@ int cmd_bench(int argc, char** argv) {
   const auto t_start = Clock::now();
   model::LoadOptions lo;
   lo.sliding_window = o.sliding_window;
+  lo.copy_weights = o.no_mmap;
   auto m = model::Model::load(o.model, lo);
   const double load_s = seconds_since(t_start);
   const auto& cfg = m->config();

@@ -5,7 +5,10 @@
 // token); matrices stay in their stored type and are read through the mapping.
 #include "model/model.h"
 
+#include <sys/mman.h>
+
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <string>
 
@@ -148,7 +151,28 @@ std::shared_ptr<const Model> Model::from_file(gguf::File file, const LoadOptions
     L.w_up = matrix(f, p + "ffn_up.weight", c.ff, c.dim);
     L.w_down = matrix(f, p + "ffn_down.weight", c.dim, c.ff);
   }
+  if (opts.copy_weights) m->copy_weights_to_anonymous_memory();
   return m;
+}
+
+void Model::copy_weights_to_anonymous_memory() {
+  // The tensor data section [data_offset, size) of the file, copied whole; every MatRef is rebased.
+  const std::span<const uint8_t> bytes = file_.bytes();
+  const uint8_t* src = bytes.data() + file_.data_offset();
+  const size_t n = bytes.size() - file_.data_offset();
+  if (n == 0) return;
+  void* p = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) fail(ErrorKind::kResource, "model: cannot allocate " + std::to_string(n) + " bytes for the weights copy");
+  madvise(p, n, MADV_HUGEPAGE);  // best effort: THP may be off ("never"), the copy still works
+  std::memcpy(p, src, n);
+  mprotect(p, n, PROT_READ);
+  weights_copy_ = std::shared_ptr<void>(p, [n](void* q) { munmap(q, n); });
+  auto* dst = static_cast<const uint8_t*>(p);
+  auto rebase = [&](kernels::MatRef& w) { w.data = dst + (w.data - src); };
+  rebase(token_embd_);
+  rebase(output_);
+  for (auto& L : layers_)
+    for (auto* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) rebase(*w);
 }
 
 DType Model::weight_type() const {

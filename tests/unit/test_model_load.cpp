@@ -9,6 +9,8 @@
 
 #include "format/gguf_writer.h"
 #include "model/model.h"
+#include "model/forward.h"
+#include "model/kv_cache.h"
 #include "model/synthetic.h"
 #include "util/error.h"
 
@@ -85,6 +87,31 @@ TEST(ModelLoad, ConfigFromMetadata) {
   LoadOptions lo;
   lo.sliding_window = 0;
   EXPECT_EQ(Model::from_file(gguf::File::parse(bytes), lo)->config().sliding_window, 0);
+}
+
+// LoadOptions::copy_weights moves every matrix into anonymous memory and changes nothing else.
+TEST(ModelLoad, CopiedWeightsGiveTheSameLogits) {
+  ThreadPool pool(2);
+  auto bytes = synthetic_bytes(spec_gqa(), nullptr, pool);
+  LoadOptions copy;
+  copy.copy_weights = true;
+  auto mapped = Model::from_file(gguf::File::parse(bytes));
+  auto copied = Model::from_file(gguf::File::parse(bytes), copy);
+  const uint8_t* b0 = bytes.data();
+  const uint8_t* b1 = b0 + bytes.size();
+  EXPECT_TRUE(copied->layers()[0].wq.data < b0 || copied->layers()[0].wq.data >= b1);
+  EXPECT_TRUE(copied->output().data < b0 || copied->output().data >= b1);
+  auto logits = [&](std::shared_ptr<const Model> m) {
+    KvCache kv(m->config(), 16);
+    Forward fwd(m, pool);
+    Batch b;
+    for (int i = 0; i < 6; ++i) b.add(3 + 5 * i, i, 0, true);
+    std::vector<float> out;
+    KvCache* caches[] = {&kv};
+    fwd.run(b, caches, out);
+    return out;
+  };
+  EXPECT_EQ(logits(mapped), logits(copied));
 }
 
 TEST(ModelLoad, TiedOutputUsesEmbedding) {
