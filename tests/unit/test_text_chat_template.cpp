@@ -10,34 +10,26 @@
 #include "text/chat_template.h"
 #include "text/tokenizer.h"
 #include "util/error.h"
+#include "unit/mistral_vocab.h"
 
 namespace {
 
 using namespace wai::text;
 
-const std::string kDir = std::string(WAI_SHARED_DIR) + "/testdata/tokenizer/";
+const std::string kDir = tokenizer_testdata_dir();
 
 class ChatTemplates : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    file_ = new wai::gguf::File(wai::gguf::File::open(kDir + "mistral-v0.1-vocab.gguf"));
-    tok_ = new Tokenizer(Tokenizer::from_gguf(*file_));
-  }
-  static void TearDownTestSuite() {
-    delete tok_;
-    delete file_;
-  }
+  static void SetUpTestSuite() { tok_ = &mistral_tokenizer(); }
   static std::vector<int32_t> cat(std::initializer_list<std::vector<int32_t>> parts) {
     std::vector<int32_t> out;
     for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
     return out;
   }
   std::vector<int32_t> sp(const std::string& s) const { return tok_->encode(s, false); }
-  static wai::gguf::File* file_;
-  static Tokenizer* tok_;
+  static const Tokenizer* tok_;
 };
-wai::gguf::File* ChatTemplates::file_ = nullptr;
-Tokenizer* ChatTemplates::tok_ = nullptr;
+const Tokenizer* ChatTemplates::tok_ = nullptr;
 
 TEST_F(ChatTemplates, MistralReferenceIds) {
   const std::vector<ChatMessage> m = {{"user", "a"}, {"assistant", "b"}, {"user", "c"}, {"assistant", "d"}};

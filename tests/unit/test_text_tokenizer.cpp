@@ -13,6 +13,7 @@
 #include "format/gguf_writer.h"
 #include "text/tokenizer.h"
 #include "util/error.h"
+#include "unit/mistral_vocab.h"
 
 namespace {
 
@@ -21,7 +22,7 @@ using wai::text::Tokenizer;
 using wai::text::TokenType;
 using wai::text::Vocab;
 
-const std::string kDir = std::string(WAI_SHARED_DIR) + "/testdata/tokenizer/";
+const std::string kDir = tokenizer_testdata_dir();
 
 std::string read_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
@@ -64,19 +65,10 @@ TEST(TokenizerGolden, MistralV01) { check_golden("mistral-v0.1-vocab.gguf", "mis
 
 class Mistral : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    file_ = new wai::gguf::File(wai::gguf::File::open(kDir + "mistral-v0.1-vocab.gguf"));
-    tok_ = new Tokenizer(Tokenizer::from_gguf(*file_));
-  }
-  static void TearDownTestSuite() {
-    delete tok_;
-    delete file_;
-  }
-  static wai::gguf::File* file_;
-  static Tokenizer* tok_;
+  static void SetUpTestSuite() { tok_ = &mistral_tokenizer(); }
+  static const Tokenizer* tok_;
 };
-wai::gguf::File* Mistral::file_ = nullptr;
-Tokenizer* Mistral::tok_ = nullptr;
+const Tokenizer* Mistral::tok_ = nullptr;
 
 TEST_F(Mistral, SpecialIdsAndBos) {
   EXPECT_EQ(tok_->n_vocab(), 32000);
