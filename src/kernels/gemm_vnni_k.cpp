@@ -56,6 +56,15 @@ inline __m512i idx8x4(int a) {  // int16 lane indices: a x8, a+1 x8, a+2 x8, a+3
   return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(q1, q0)), _mm256_set_m128i(q3, q2), 1);
 }
 
+// Weight rows are contiguous and walked in order, so each row's stream continues into the next
+// rows: prefetching kPrefetchBytes ahead of the block being read keeps enough cache-line fills in
+// flight to stream the weights at DRAM speed (see gemm_vnni_q8.cpp). Harmless past the end.
+constexpr int64_t kPrefetchBytes = 16384;
+inline void prefetch_ahead(const void* block, size_t bytes) {
+  const char* p = static_cast<const char*>(block) + kPrefetchBytes;
+  for (size_t o = 0; o < bytes; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
+}
+
 // R weight rows (1 or 2) against one activation row; out[r] = dot.
 template <int R>
 void dot_q4_K(const BlockQ4K* const* w, const BlockQ8K* y, int64_t nb, float* out) {
@@ -72,6 +81,7 @@ void dot_q4_K(const BlockQ4K* const* w, const BlockQ8K* y, int64_t nb, float* ou
     const float dx = y[i].d;
     for (int r = 0; r < R; ++r) {
       const BlockQ4K& b = w[r][i];
+      prefetch_ahead(&b, sizeof(BlockQ4K));
       // ggml's unpacking of the 12 scale bytes into 8 six-bit scales (u[0..1]) and mins (u[2..3]).
       uint32_t u[4];
       std::memcpy(u, b.scales, 12);
@@ -112,6 +122,7 @@ float dot_q6_K(const BlockQ6K* w, const BlockQ8K* y, int64_t nb) {
   const __m512i p0 = idx8x4(0), p4 = idx8x4(4), p8 = idx8x4(8), p12 = idx8x4(12);
   __m512 acc = _mm512_setzero_ps();
   for (int64_t i = 0; i < nb; ++i) {
+    prefetch_ahead(&w[i], sizeof(BlockQ6K));
     const __m256i sc = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[i].scales)));
     const __m512i sc16 = _mm512_castsi256_si512(sc);
     const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].bsums));
