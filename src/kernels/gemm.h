@@ -4,8 +4,9 @@
 // A kernel owns the layout of its prepared activations: the driver asks it for a buffer size,
 // calls prepare() once per call over ranges of activation rows (in parallel, ranges aligned to
 // act_grain), then run() over ranges of weight rows (aligned to row_grain) on every thread.
-// Every layout holds exactly the values ggml's quantize_row_<vec_dot_type> produces; kernels differ
-// only in how they arrange them and in the f32 order of the per-block sums.
+// The matrix-vector kernels' layouts hold exactly the values ggml's quantize_row_<vec_dot_type>
+// produces; they differ only in how they arrange them and in the f32 order of the per-block sums. The
+// AMX-BF16 batch kernel rounds activations and dequantized weights to bf16 instead (see its file).
 #pragma once
 
 #include <cstddef>
@@ -39,12 +40,11 @@ extern const GemmKernel kGemmPortable;
 
 // The fastest kernel for this weight type and batch size on this CPU (cpu_features(); the portable
 // kernel when force_portable is on).
-const GemmKernel& choose_gemm(DType wtype, int64_t n);
+const GemmKernel& choose_gemm(DType wtype, int64_t n, int64_t cols);
 
 // Fast kernels (defined in their own files, compiled for their ISA; only called when the CPU has it).
 extern const GemmKernel kGemmVnniQ8;     // q4_0, q8_0 weights; AVX-512 VNNI
 extern const GemmKernel kGemmVnniK;      // q4_K, q6_K weights; AVX-512 BW + VNNI
 extern const GemmKernel kGemmAvx512Float; // f32, f16 (F16C), bf16 (AVX512-BF16) weights
-extern const GemmKernel kGemmAmxQ8;      // q4_0, q8_0 weights; AMX int8 (batches)
-extern const GemmKernel kGemmAmxK;       // q4_K, q6_K weights; AMX int8 (batches)
+extern const GemmKernel kGemmAmxBf16;    // any weight type dequantized to bf16; AMX bf16 (batches)
 }  // namespace wai::kernels

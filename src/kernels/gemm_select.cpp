@@ -4,33 +4,35 @@
 
 namespace wai::kernels {
 
-// Below these batch sizes a 16-row AMX tile is mostly padding and unpacking the weights for it costs
-// more than it saves: the VNNI register tiles win (q4_0/q8_0 reuse each weight load across 4 rows;
-// the K-quant VNNI path is one dot per row pair, so AMX pays off sooner). Measured on the dev machine
-// with bench/kernels.
-constexpr int64_t kAmxMinBatchQ8 = 16;
-constexpr int64_t kAmxMinBatchK = 8;
+// From this batch size on, quantized (and bf16) weights go through the AMX-BF16 kernel: it
+// dequantizes every weight once per call (~0.3 ns per weight per core), which the tile unit's rate
+// repays only over enough activation rows; below it the VNNI register tiles, which read each weight
+// straight from its blocks, are faster. Measured with bench/kernels on the 7B shapes.
+constexpr int64_t kAmxBf16MinBatch = 16;
 
-const GemmKernel& choose_gemm(DType wtype, int64_t n) {
+const GemmKernel& choose_gemm(DType wtype, int64_t n, int64_t cols) {
   const CpuFeatures& f = cpu_features();
   const bool vnni = f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni && f.f16c && f.fma && f.avx2;
-  const bool amx = vnni && f.amx_tile && f.amx_int8;
+  const bool amx_bf16 = vnni && f.avx512bf16 && f.amx_tile && f.amx_bf16;
+  const bool batch = n >= kAmxBf16MinBatch && cols % 32 == 0;
   switch (wtype) {
     case DType::Q4_0:
     case DType::Q8_0:
-      if (amx && n >= kAmxMinBatchQ8) return kGemmAmxQ8;
+      if (amx_bf16 && batch) return kGemmAmxBf16;
       if (vnni && f.avx512vbmi) return kGemmVnniQ8;
       break;
     case DType::Q4_K:
     case DType::Q6_K:
-      if (amx && n >= kAmxMinBatchK) return kGemmAmxK;
+      if (amx_bf16 && batch) return kGemmAmxBf16;
       if (vnni) return kGemmVnniK;
       break;
     case DType::F32:
     case DType::F16:
+      // (not through bf16 tiles: that would round the weights; the f32/f16 paths are exact to ggml)
       if (vnni) return kGemmAvx512Float;
       break;
     case DType::BF16:
+      if (amx_bf16 && batch) return kGemmAmxBf16;
       if (vnni && f.avx512bf16) return kGemmAvx512Float;
       break;
     default:

@@ -36,7 +36,7 @@ void matmul(const MatRef& w, const float* x, int64_t n, float* y, ThreadPool& po
     for (int64_t i = 0; i < n * w.rows; ++i) y[i] = 0;
     return;
   }
-  const GemmKernel& k = choose_gemm(w.type, n);
+  const GemmKernel& k = choose_gemm(w.type, n, w.cols);
   // Products this small take less time than waking the pool's threads (microseconds): the calling
   // thread does them alone (tiny models, small heads).
   const bool tiny = w.rows * w.cols * n < kSerialMaxWork;

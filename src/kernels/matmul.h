@@ -8,6 +8,11 @@
 // q4_K/q6_K, f16 for f16, bf16 for bf16, f32 for f32) and the dot products are integer (or reduced
 // precision) dot products scaled per block. n == 1 is the decode path (matrix-vector, memory bound);
 // n > 1 is prefill / batched decode (compute bound).
+//
+// One exception, for speed: on CPUs with AMX-BF16, batches of 16 or more rows of quantized or bf16
+// weights go through bf16 tiles (activations and dequantized weights rounded to bf16, f32 sums; see
+// gemm_amx_bf16.cpp): within 2^-8 of sum |w x| of the exact product, like the q8 activations (which
+// are off by up to amax / 254 per element), but not bit-identical to ggml. f32/f16 weights never are.
 #pragma once
 
 #include <cstddef>
