@@ -10,6 +10,7 @@
 #include <string>
 
 #include "kernels/quant.h"
+#include "model/attention.h"
 #include "model/vec.h"
 #include "util/error.h"
 
@@ -102,6 +103,8 @@ void Forward::run_chunk(const Batch& batch, size_t begin, size_t end, std::span<
   grow(q_, N * q_dim);
   grow(k_, N * kv_dim);
   grow(v_, N * kv_dim);
+  grow(k16_, N * kv_dim);
+  grow(v16_, N * kv_dim);
   grow(att_, N * q_dim);
   grow(gate_, N * ff);
   grow(up_, N * ff);
@@ -145,6 +148,9 @@ void Forward::run_chunk(const Batch& batch, size_t begin, size_t end, std::span<
       rope(&q_[i * q_dim], c.n_heads, hd, &rope_[i * hd]);
       rope(&k_[i * kv_dim], c.n_kv_heads, hd, &rope_[i * hd]);
     }
+    // To the cache's format now, before attention (see forward.h).
+    vec::to_f16(k_.data(), k16_.data(), n * kv_dim);
+    vec::to_f16(v_.data(), v16_.data(), n * kv_dim);
     attention(l, begin, N, batch, caches);
     kernels::matmul(L.wo, att_.data(), n, ffo_.data(), pool_);
     for (int64_t i = 0; i < n * dim; ++i) x_[i] += ffo_[i];
@@ -154,8 +160,8 @@ void Forward::run_chunk(const Batch& batch, size_t begin, size_t end, std::span<
     for (int64_t i = 0; i < n; ++i) {
       KvCache& kv = *caches[batch.seq[begin + i]];
       const int64_t slot = batch.pos[begin + i] % kv.capacity();
-      std::memcpy(kv.k(l, slot), &k_[i * kv_dim], sizeof(float) * kv_dim);
-      std::memcpy(kv.v(l, slot), &v_[i * kv_dim], sizeof(float) * kv_dim);
+      std::memcpy(kv.k(l, slot), &k16_[i * kv_dim], sizeof(uint16_t) * kv_dim);
+      std::memcpy(kv.v(l, slot), &v16_[i * kv_dim], sizeof(uint16_t) * kv_dim);
     }
 
     // FFN block: x += W2 · (silu(W1 · xn) * (W3 · xn)), xn = RMSNorm(x).
@@ -186,7 +192,9 @@ void Forward::run_chunk(const Batch& batch, size_t begin, size_t end, std::span<
 
 // att_[i, h*hd .. (h+1)*hd) = sum_j softmax_j(q_ih · k_j / sqrt(hd)) v_j over the keys j of token i's
 // sequence with pos - W < j <= pos: positions before the chunk come from the cache (slot j % capacity),
-// the chunk's own positions from k_/v_. Query head h reads KV head h / (n_heads / n_kv_heads).
+// the chunk's own positions from k16_/v16_. Query head h reads KV head h / (n_heads / n_kv_heads).
+// One work item = (kv head, token): attn::attend() does the token's `group` query heads of that kv
+// head together, reading each key/value row once.
 void Forward::attention(int64_t layer, size_t begin, size_t n, const Batch& batch, std::span<KvCache* const> caches) {
   const Config& c = model_->config();
   const int64_t hd = c.head_dim, q_dim = c.n_heads * hd, kv_dim = c.n_kv_heads * hd;
@@ -202,47 +210,42 @@ void Forward::attention(int64_t layer, size_t begin, size_t n, const Batch& batc
   int64_t max_keys = 1;
   for (size_t i = 0; i < n; ++i) max_keys = std::max<int64_t>(max_keys, batch.pos[begin + i] - lowest(i) + 1);
   const int nt = pool_.size();
-  grow(scores_, static_cast<size_t>(nt * max_keys));
+  const int64_t per_thread = attn::scratch_floats(group, hd, max_keys);
+  grow(attn_scratch_, static_cast<size_t>(nt * per_thread));
+  grow(krow_, static_cast<size_t>(nt * max_keys));
+  grow(vrow_, static_cast<size_t>(nt * max_keys));
 
-  const int64_t items = static_cast<int64_t>(n) * c.n_heads;
+  // Items kv-head-major (consecutive items of a thread share keys, which stay in L2), dealt out
+  // round-robin: a prefill chunk's later tokens see more keys, so contiguous ranges would leave the
+  // thread with the early tokens idle.
+  const int64_t items = static_cast<int64_t>(n) * c.n_kv_heads;
   pool_.run([&](int t, int total) {
-    float* sc = &scores_[static_cast<size_t>(t * max_keys)];
-    for (int64_t it = items * t / total; it < items * (t + 1) / total; ++it) {
-      const size_t i = static_cast<size_t>(it / c.n_heads);
-      const int64_t h = it % c.n_heads, kvh = h / group;
+    float* scratch = &attn_scratch_[static_cast<size_t>(t * per_thread)];
+    const uint16_t** kr = &krow_[static_cast<size_t>(t * max_keys)];
+    const uint16_t** vr = &vrow_[static_cast<size_t>(t * max_keys)];
+    for (int64_t it = t; it < items; it += total) {
+      const int64_t kvh = it / static_cast<int64_t>(n);
+      const size_t i = static_cast<size_t>(it % static_cast<int64_t>(n));
       const int32_t s = batch.seq[begin + i];
       const KvCache& kv = *caches[s];
       const int64_t p = batch.pos[begin + i], lo = lowest(i), np = n_past_[s];
       const std::vector<int32_t>& rows = seq_rows_[s];
-      const float* q = &q_[i * q_dim + h * hd];
       // Keys lo .. p: first the cached ones (lo .. np-1, walking the ring from slot lo % capacity
-      // without a division per key), then the chunk's own (np .. p, rows of k_/v_).
+      // without a division per key), then the chunk's own (np .. p, rows of k16_/v16_).
       const int64_t cap = kv.capacity(), n_cached = std::max<int64_t>(0, np - lo), nk = p - lo + 1;
-      auto for_each_key = [&](auto&& fn) {  // fn(key index 0..nk-1, k row, v row)
-        int64_t slot = lo % cap;
-        for (int64_t j = 0; j < n_cached; ++j) {
-          fn(j, kv.k(layer, slot) + kvh * hd, kv.v(layer, slot) + kvh * hd);
-          if (++slot == cap) slot = 0;
-        }
-        for (int64_t j = n_cached; j < nk; ++j) {
-          const int64_t row = rows[static_cast<size_t>(lo + j - np)];
-          fn(j, &k_[row * kv_dim + kvh * hd], &v_[row * kv_dim + kvh * hd]);
-        }
-      };
-      float mx = -std::numeric_limits<float>::infinity();
-      for_each_key([&](int64_t j, const float* k, const float*) {
-        sc[j] = vec::dot(q, k, hd) * scale;
-        mx = std::max(mx, sc[j]);
-      });
-      double sum = 0.0;
-      for (int64_t j = 0; j < nk; ++j) {
-        sc[j] = std::exp(sc[j] - mx);
-        sum += sc[j];
+      int64_t slot = lo % cap;
+      for (int64_t j = 0; j < n_cached; ++j) {
+        kr[j] = kv.k(layer, slot) + kvh * hd;
+        vr[j] = kv.v(layer, slot) + kvh * hd;
+        if (++slot == cap) slot = 0;
       }
-      const float inv = static_cast<float>(1.0 / sum);
-      float* o = &att_[i * q_dim + h * hd];
-      std::fill(o, o + hd, 0.0f);
-      for_each_key([&](int64_t j, const float*, const float* v) { vec::axpy(sc[j] * inv, v, o, hd); });
+      for (int64_t j = n_cached; j < nk; ++j) {
+        const int64_t row = rows[static_cast<size_t>(lo + j - np)];
+        kr[j] = &k16_[static_cast<size_t>(row * kv_dim + kvh * hd)];
+        vr[j] = &v16_[static_cast<size_t>(row * kv_dim + kvh * hd)];
+      }
+      const int64_t h0 = kvh * group;  // the group's query heads are consecutive
+      attn::attend(&q_[i * q_dim + h0 * hd], group, hd, kr, vr, nk, scale, scratch, &att_[i * q_dim + h0 * hd]);
     }
   });
 }

@@ -7,7 +7,9 @@
 // Attention semantics (mistral-reference.md §3): the query at position i sees the keys at positions
 // j with i - W < j <= i (W = the cache window, or all j <= i without one). A chunk attends to the cached
 // earlier positions plus itself; its k/v are written to the rolling buffer only after attention, so
-// any chunking gives the same logits.
+// any chunking gives the same logits. The cache holds K and V as IEEE half; a chunk's own k/v are
+// rounded to half right after RoPE, so a token attends to the same values whether its keys were
+// decoded one at a time (from the cache) or are in its own chunk.
 #pragma once
 
 #include <cstdint>
@@ -66,7 +68,10 @@ class Forward {
   ThreadPool& pool_;
   int64_t max_chunk_ = 512;
   // scratch, [n, width] row-major for the n tokens of the current chunk
-  std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, ffo_, scores_;
+  std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, ffo_;
+  std::vector<uint16_t> k16_, v16_;             // [n, kv_dim]: the chunk's k/v as halves (cache format)
+  std::vector<float> attn_scratch_;             // per pool thread: attn::scratch_floats(...)
+  std::vector<const uint16_t*> krow_, vrow_;    // per pool thread: [max_keys] key/value row pointers
   std::vector<float> rope_;                     // [n, head_dim]: (cos, sin) per rotated pair
   std::vector<int64_t> n_past_;                 // per sequence, at the start of the chunk
   std::vector<std::vector<int32_t>> seq_rows_;  // per sequence: chunk rows in position order

@@ -16,13 +16,13 @@ KvCache::KvCache(const Config& cfg, int64_t max_positions)
   capacity_ = window_ > 0 ? std::min(window_, max_positions) : max_positions;
   const size_t n = static_cast<size_t>(n_layers_ * capacity_ * kv_dim_);
   try {
-    k_.assign(n, 0.0f);
-    v_.assign(n, 0.0f);
+    k_.assign(n, 0);
+    v_.assign(n, 0);
   } catch (const std::bad_alloc&) {
-    fail(ErrorKind::kResource, "kv cache: cannot allocate " + std::to_string(2 * n * sizeof(float)) + " bytes");
+    fail(ErrorKind::kResource, "kv cache: cannot allocate " + std::to_string(2 * n * sizeof(uint16_t)) + " bytes");
   }
 }
 
-int64_t KvCache::bytes() const { return static_cast<int64_t>((k_.size() + v_.size()) * sizeof(float)); }
+int64_t KvCache::bytes() const { return static_cast<int64_t>((k_.size() + v_.size()) * sizeof(uint16_t)); }
 
 }  // namespace wai::model
