@@ -9,6 +9,7 @@
 
 #include "kernels/cpu.h"
 #include "kernels/quant.h"
+#include "model/vec.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -122,7 +123,7 @@ WAI_AVX512 inline __m512 exp_ps(__m512 x) {
 }
 
 WAI_AVX512 inline __mmask16 first_lanes(int64_t n) {
-  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1);
+  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : n <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << n) - 1);
 }
 
 // Fixed-order horizontal sum / max (a store and a loop: GCC 12's _mm512_reduce_* trips -Wuninitialized).
@@ -188,6 +189,48 @@ WAI_AVX512 void scores_tile(const float* q, int64_t hd, const uint16_t* const* k
   }
 }
 
+// The tree node for stride D (16: the leaf, lane i's chain v_i; D < 16: node(i) + node(i + D) of
+// stride 2D), for NH heads over one transposed block kt.
+template <int NH, int D>
+WAI_AVX512 inline void block_tree(const float* kt, const float* q, int64_t hd, int i, __m512* r) {
+  if constexpr (D == 16) {
+    for (int h = 0; h < NH; ++h) r[h] = _mm512_setzero_ps();
+    for (int64_t c = 0; c < hd / 16; ++c) {
+      const __m512 x = _mm512_loadu_ps(kt + 16 * (16 * c + i));
+      for (int h = 0; h < NH; ++h) r[h] = _mm512_fmadd_ps(_mm512_set1_ps(q[h * hd + 16 * c + i]), x, r[h]);
+    }
+  } else {
+    __m512 u[NH];
+    block_tree<NH, 2 * D>(kt, q, hd, i, r);
+    block_tree<NH, 2 * D>(kt, q, hd, i + D, u);
+    for (int h = 0; h < NH; ++h) r[h] = _mm512_add_ps(r[h], u[h]);
+  }
+}
+
+// sc[h * stride + c] = scale * q_h . key (first + c) for c < count, from the transposed blocks, one
+// 16-key block at a time, NH <= 4 heads. Bit for bit the same sums as scores_tile (a key scores the
+// same whether it was in the chunk or came from the cache, so decode equals chunked prefill exactly):
+// v_l = the FMA chain over c = 0..7 of q[16c+l] k[16c+l] (scores_tile's lane l), then reduce16's tree
+// ((P0+P4)+(P2+P6)) + ((P1+P5)+(P3+P7)) with P_i = v_i + v_(i+8), here on whole vectors of 16 keys.
+template <int NH>
+WAI_AVX512 void scores_blocks(const float* q, int64_t hd, const float* blocks, int64_t first, int64_t count, float scale,
+                              float* sc, int64_t stride) {
+  const __m512 vs = _mm512_set1_ps(scale);
+  const int64_t b0 = first / 16, b1 = (first + count - 1) / 16;
+  for (int64_t b = b0; b <= b1; ++b) {
+    const float* kt = blocks + b * hd * 16;
+    __m512 r[NH];
+    block_tree<NH, 1>(kt, q, hd, 0, r);
+    // Lanes lo .. hi-1 of the block are keys of this item; packed to sc[key - first].
+    const int64_t base = 16 * b;
+    const int64_t lo = std::max(first, base) - base, hi = std::min(first + count, base + 16) - base;
+    const __mmask16 m = static_cast<__mmask16>(first_lanes(hi) & ~first_lanes(lo));
+    for (int h = 0; h < NH; ++h)
+      _mm512_mask_storeu_ps(sc + h * stride + base + lo - first, first_lanes(hi - lo),
+                            _mm512_maskz_compress_ps(m, _mm512_mul_ps(r[h], vs)));
+  }
+}
+
 // Softmax numerators in place: s[j] = e^(s[j] - max); returns the sum (16 lane sums, fixed order).
 WAI_AVX512 float exp_row(float* s, int64_t nk) {
   __m512 mx = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
@@ -242,21 +285,37 @@ WAI_AVX512 void pv_heads(const float* p, int64_t stride, int64_t hd, const uint1
 }
 
 WAI_AVX512 void attend_avx512(const float* q, int64_t group, int64_t hd, const uint16_t* const* k_rows,
-                              const uint16_t* const* v_rows, int64_t nk, float scale, float* scratch, float* out) {
+                              const uint16_t* const* v_rows, int64_t nk, float scale, float* scratch, float* out,
+                              const KeyBlocks& kb) {
   float* tmp = scratch;
   float* sc = scratch + kTmp + hd + group;
+  const int64_t n_rows = nk - kb.count;  // keys scored from their rows; the rest from kb
   for (int64_t h0 = 0; h0 < group; h0 += kScoreHeads) {
     const float* qh = q + h0 * hd;
     float* s = sc + h0 * nk;
-    switch (std::min<int64_t>(kScoreHeads, group - h0)) {
-      case 1: scores_tile<1>(qh, hd, k_rows, nk, scale, s, nk, tmp); break;
-      case 2: scores_tile<2>(qh, hd, k_rows, nk, scale, s, nk, tmp); break;
-      case 3: scores_tile<3>(qh, hd, k_rows, nk, scale, s, nk, tmp); break;
-      case 4: scores_tile<4>(qh, hd, k_rows, nk, scale, s, nk, tmp); break;
-      case 5: scores_tile<5>(qh, hd, k_rows, nk, scale, s, nk, tmp); break;
-      case 6: scores_tile<6>(qh, hd, k_rows, nk, scale, s, nk, tmp); break;
-      case 7: scores_tile<7>(qh, hd, k_rows, nk, scale, s, nk, tmp); break;
-      default: scores_tile<8>(qh, hd, k_rows, nk, scale, s, nk, tmp); break;
+    if (n_rows > 0) {
+      switch (std::min<int64_t>(kScoreHeads, group - h0)) {
+        case 1: scores_tile<1>(qh, hd, k_rows, n_rows, scale, s, nk, tmp); break;
+        case 2: scores_tile<2>(qh, hd, k_rows, n_rows, scale, s, nk, tmp); break;
+        case 3: scores_tile<3>(qh, hd, k_rows, n_rows, scale, s, nk, tmp); break;
+        case 4: scores_tile<4>(qh, hd, k_rows, n_rows, scale, s, nk, tmp); break;
+        case 5: scores_tile<5>(qh, hd, k_rows, n_rows, scale, s, nk, tmp); break;
+        case 6: scores_tile<6>(qh, hd, k_rows, n_rows, scale, s, nk, tmp); break;
+        case 7: scores_tile<7>(qh, hd, k_rows, n_rows, scale, s, nk, tmp); break;
+        default: scores_tile<8>(qh, hd, k_rows, n_rows, scale, s, nk, tmp); break;
+      }
+    }
+    if (kb.count > 0) {
+      for (int64_t g0 = h0; g0 < std::min<int64_t>(group, h0 + kScoreHeads); g0 += 4) {  // tiles of <= 4 heads
+        const float* qg = q + g0 * hd;
+        float* sb = sc + g0 * nk + n_rows;
+        switch (std::min<int64_t>(4, group - g0)) {
+          case 1: scores_blocks<1>(qg, hd, kb.blocks, kb.first, kb.count, scale, sb, nk); break;
+          case 2: scores_blocks<2>(qg, hd, kb.blocks, kb.first, kb.count, scale, sb, nk); break;
+          case 3: scores_blocks<3>(qg, hd, kb.blocks, kb.first, kb.count, scale, sb, nk); break;
+          default: scores_blocks<4>(qg, hd, kb.blocks, kb.first, kb.count, scale, sb, nk); break;
+        }
+      }
     }
   }
   float inv[4];
@@ -278,15 +337,38 @@ WAI_AVX512 void attend_avx512(const float* q, int64_t group, int64_t hd, const u
 
 }  // namespace
 
+bool uses_key_blocks(int64_t hd) {
+#if defined(__x86_64__)
+  const kernels::CpuFeatures& f = kernels::cpu_features();
+  return f.avx512f && f.f16c && hd % 16 == 0 && hd >= 16 && hd <= 256;
+#else
+  (void)hd;
+  return false;
+#endif
+}
+
+void transpose_keys(const uint16_t* base, const int32_t* rows, int64_t n, int64_t row_stride, int64_t hd, float* out) {
+  std::fill(out, out + key_blocks_floats(n, hd), 0.0f);
+  float row[256];  // (hd <= 256 where blocks are used; checked by the caller through uses_key_blocks)
+  for (int64_t i = 0; i < n; ++i) {
+    vec::from_f16(base + rows[i] * row_stride, row, hd);
+    float* o = out + (i / 16) * hd * 16 + i % 16;
+    for (int64_t d = 0; d < hd; ++d) o[d * 16] = row[d];
+  }
+}
+
 int64_t scratch_floats(int64_t group, int64_t head_dim, int64_t max_keys) {
   return kTmp + head_dim + group + group * std::max<int64_t>(max_keys, 1);
 }
 
 void attend(const float* q, int64_t group, int64_t hd, const uint16_t* const* k_rows, const uint16_t* const* v_rows,
-            int64_t nk, float scale, float* scratch, float* out) {
+            int64_t nk, float scale, float* scratch, float* out, const KeyBlocks& kb) {
 #if defined(__x86_64__)
   const kernels::CpuFeatures& f = kernels::cpu_features();
-  if (f.avx512f && f.f16c && hd % 16 == 0) return attend_avx512(q, group, hd, k_rows, v_rows, nk, scale, scratch, out);
+  if (f.avx512f && f.f16c && hd % 16 == 0) {
+    const bool blocks = kb.count > 0 && uses_key_blocks(hd);
+    return attend_avx512(q, group, hd, k_rows, v_rows, nk, scale, scratch, out, blocks ? kb : KeyBlocks{});
+  }
 #endif
   attend_portable(q, group, hd, k_rows, v_rows, nk, scale, scratch, out);
 }

@@ -215,6 +215,33 @@ void Forward::attention(int64_t layer, size_t begin, size_t n, const Batch& batc
   grow(krow_, static_cast<size_t>(nt * max_keys));
   grow(vrow_, static_cast<size_t>(nt * max_keys));
 
+  // Prefill: a sequence's chunk keys (at least kMinBlockKeys of them; below that the copy does not pay)
+  // are transposed once per kv head, for all the chunk's tokens to score against (attn::KeyBlocks).
+  constexpr int64_t kMinBlockKeys = 32;
+  kt_off_.assign(caches.size(), -1);
+  int64_t total_blocks = 0;
+  if (attn::uses_key_blocks(hd))
+    for (size_t s = 0; s < caches.size(); ++s) {
+      const int64_t m = static_cast<int64_t>(seq_rows_[s].size());
+      if (m < kMinBlockKeys) continue;
+      kt_off_[s] = total_blocks;
+      total_blocks += (m + 15) / 16;
+    }
+  const int64_t block_floats = hd * 16;
+  if (total_blocks > 0) {
+    grow(kt_, static_cast<size_t>(c.n_kv_heads * total_blocks * block_floats));
+    const int64_t jobs = static_cast<int64_t>(caches.size()) * c.n_kv_heads;
+    pool_.run([&](int t, int total) {
+      for (int64_t it = t; it < jobs; it += total) {
+        const size_t s = static_cast<size_t>(it / c.n_kv_heads);
+        const int64_t kvh = it % c.n_kv_heads;
+        if (kt_off_[s] < 0) continue;
+        attn::transpose_keys(k16_.data() + kvh * hd, seq_rows_[s].data(), static_cast<int64_t>(seq_rows_[s].size()), kv_dim,
+                             hd, &kt_[static_cast<size_t>((kvh * total_blocks + kt_off_[s]) * block_floats)]);
+      }
+    });
+  }
+
   // Items kv-head-major (consecutive items of a thread share keys, which stay in L2), dealt out
   // round-robin: a prefill chunk's later tokens see more keys, so contiguous ranges would leave the
   // thread with the early tokens idle.
@@ -244,8 +271,14 @@ void Forward::attention(int64_t layer, size_t begin, size_t n, const Batch& batc
         kr[j] = &k16_[static_cast<size_t>(row * kv_dim + kvh * hd)];
         vr[j] = &v16_[static_cast<size_t>(row * kv_dim + kvh * hd)];
       }
+      attn::KeyBlocks kb;  // the chunk's keys np .. p (all but the cached ones), if transposed
+      if (kt_off_[s] >= 0) {
+        kb.blocks = &kt_[static_cast<size_t>((kvh * total_blocks + kt_off_[s]) * block_floats)];
+        kb.first = lo + n_cached - np;
+        kb.count = nk - n_cached;
+      }
       const int64_t h0 = kvh * group;  // the group's query heads are consecutive
-      attn::attend(&q_[i * q_dim + h0 * hd], group, hd, kr, vr, nk, scale, scratch, &att_[i * q_dim + h0 * hd]);
+      attn::attend(&q_[i * q_dim + h0 * hd], group, hd, kr, vr, nk, scale, scratch, &att_[i * q_dim + h0 * hd], kb);
     }
   });
 }

@@ -72,6 +72,8 @@ class Forward {
   std::vector<uint16_t> k16_, v16_;             // [n, kv_dim]: the chunk's k/v as halves (cache format)
   std::vector<float> attn_scratch_;             // per pool thread: attn::scratch_floats(...)
   std::vector<const uint16_t*> krow_, vrow_;    // per pool thread: [max_keys] key/value row pointers
+  std::vector<float> kt_;                       // [n_kv_heads, blocks]: chunk keys transposed (attn::KeyBlocks)
+  std::vector<int64_t> kt_off_;                 // per sequence: its first block in kt_, -1: none
   std::vector<float> rope_;                     // [n, head_dim]: (cos, sin) per rotated pair
   std::vector<int64_t> n_past_;                 // per sequence, at the start of the chunk
   std::vector<std::vector<int32_t>> seq_rows_;  // per sequence: chunk rows in position order

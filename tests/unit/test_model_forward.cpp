@@ -339,7 +339,8 @@ TEST(ModelForward, LogitsOnlyForRequestedEntries) {
 
 // The AVX-512 attention kernel against the portable one on the same f16 rows: group sizes with and
 // without a full score tile, head dims of 16..128, key counts around the 16-key blocks. Row pointers
-// are shuffled (the kernel must not assume contiguous rows, as with a wrapped ring).
+// are shuffled (the kernel must not assume contiguous rows, as with a wrapped ring); the transposed
+// key blocks of prefill must give exactly the row path's result.
 TEST(ModelForward, AttentionKernelAvx512EqualsPortable) {
   if (!kernels::cpu_features().avx512f || !kernels::cpu_features().f16c) GTEST_SKIP() << "no AVX-512/F16C";
   std::mt19937 g(99);
@@ -365,6 +366,20 @@ TEST(ModelForward, AttentionKernelAvx512EqualsPortable) {
         attn::attend(q.data(), group, hd, kr.data(), vr.data(), nk, scale, scratch.data(), port.data());
       }
       EXPECT_LT(max_abs_diff(simd, port), 2e-6);
+      if (!attn::uses_key_blocks(hd)) continue;
+      // The last `count` keys scored from a transposed copy (as prefill does with a chunk's own keys),
+      // starting mid-block: keys `skip` .. `skip`+count-1 of the copy.
+      for (int64_t count : {int64_t{1}, nk / 2, nk}) {
+        if (count == 0) continue;
+        const int64_t skip = 5;
+        std::vector<int32_t> rows(skip + count);
+        for (int64_t r = 0; r < skip + count; ++r) rows[r] = static_cast<int32_t>(r < skip ? 0 : perm[nk - count + r - skip]);
+        std::vector<float> blocks(attn::key_blocks_floats(skip + count, hd)), blk(group * hd);
+        attn::transpose_keys(k.data(), rows.data(), skip + count, hd, hd, blocks.data());
+        attn::attend(q.data(), group, hd, kr.data(), vr.data(), nk, scale, scratch.data(), blk.data(),
+                     attn::KeyBlocks{blocks.data(), skip, count});
+        EXPECT_EQ(blk, simd) << "key blocks, count " << count;  // the same sums in the same order
+      }
     }
   }
 }
