@@ -54,6 +54,10 @@ namespace {
 constexpr int kTile = 16;        // tile rows (weight rows of A, K pairs of B) and C columns (tokens)
 constexpr int64_t kPanel = 32;   // weight rows per panel (two A tiles)
 constexpr int64_t kKc = 1024;    // K chunk: a multiple of every block size (256 for K-quants)
+// Activation bytes (n x cols bf16) up to which a call runs as one chunk (kc = cols): the activations
+// stay in L2 anyway, and whole weight rows stream sequentially (batched decode, small prefills).
+constexpr int64_t kOneChunkBytes = int64_t{1} << 20;
+constexpr int64_t kPrefetchBytes = 16384;  // weight stream prefetch distance (see gemm_vnni_q8.cpp)
 
 inline int64_t pad16(int64_t n) { return (n + kTile - 1) / kTile * kTile; }
 
@@ -136,6 +140,11 @@ inline void store_bf16x32(const float* f, void* dst) {
 // Row r of a panel, K columns [k0, k0 + kc), as kc contiguous bf16 at dst. src points at the row's
 // block holding column k0.
 void pack_row(DType type, const uint8_t* src, int64_t kc, float* f32, uint8_t* dst) {
+  // Rows are contiguous: kPrefetchBytes past this row's segment is where the panel's (or the next
+  // panel's) later rows are, which keeps enough fills in flight to stream at DRAM speed when the
+  // call runs as one chunk (with several chunks the segments are short and it still helps).
+  const size_t seg = *row_bytes(type, kc);
+  for (size_t o = 0; o < seg; o += 64) _mm_prefetch(reinterpret_cast<const char*>(src) + kPrefetchBytes + o, _MM_HINT_T0);
   switch (type) {
     case DType::Q4_0: {
       const auto* b = reinterpret_cast<const BlockQ4_0*>(src);
@@ -250,30 +259,23 @@ void run(const GemmArgs& a, int64_t r0, int64_t r1) {
   const int64_t cols = a.w.cols, n = a.n, mt = pad16(n) / kTile, steps = cols / 32;
   const size_t wstride = *row_bytes(type, cols);
   const int64_t npanels = (r1 - r0 + kPanel - 1) / kPanel;
-  const bool chunked = cols > kKc;
+  const int64_t kchunk = pad16(n) * cols * 2 <= kOneChunkBytes ? cols : kKc;
+  const bool chunked = cols > kchunk;
   thread_local Scratch panel_mem, f32_mem, c_mem;
-  const int64_t lda = kKc * 2 + 64;
+  const int64_t lda = kchunk * 2 + 64;
   uint8_t* panel = static_cast<uint8_t*>(panel_mem.get(static_cast<size_t>(lda * kPanel)));
-  float* f32 = static_cast<float*>(f32_mem.get(static_cast<size_t>(kKc) * sizeof(float)));
+  float* f32 = static_cast<float*>(f32_mem.get(static_cast<size_t>(kchunk) * sizeof(float)));
   // C tiles between chunks: [panel][token tile][2][256]; with one chunk only a 4-tile staging area.
   float* cbuf = static_cast<float*>(c_mem.get(static_cast<size_t>(chunked ? npanels * mt * 2 : 4) * 1024));
   load_config();
-  for (int64_t k0 = 0; k0 < cols; k0 += kKc) {
-    const int64_t kc = cols - k0 < kKc ? cols - k0 : kKc;
-    const size_t k0_bytes = *row_bytes(type, k0), chunk_bytes = *row_bytes(type, kc);
+  for (int64_t k0 = 0; k0 < cols; k0 += kchunk) {
+    const int64_t kc = cols - k0 < kchunk ? cols - k0 : kchunk;
+    const size_t k0_bytes = *row_bytes(type, k0);
     const bool first = k0 == 0, last = k0 + kc == cols;
     for (int64_t p = 0; p < npanels; ++p) {
       const int64_t rp = r0 + p * kPanel;
       const int64_t nr = r1 - rp < kPanel ? r1 - rp : kPanel;
       pack_panel(type, a.w.data + rp * wstride, wstride, nr, kc, k0_bytes, f32, panel, lda);
-      // The next panel's part of this chunk: 32 short row segments (kc columns each) that the hardware
-      // prefetcher does not follow; fetched while this panel's tiles are computed.
-      if (p + 1 < npanels) {
-        const uint8_t* next = a.w.data + (rp + kPanel) * wstride + k0_bytes;
-        const int64_t rows_next = r1 - rp - kPanel < kPanel ? r1 - rp - kPanel : kPanel;
-        for (int64_t r = 0; r < rows_next; ++r)
-          for (size_t o = 0; o < chunk_bytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(next + r * wstride + o), _MM_HINT_T1);
-      }
       for (int64_t m = 0; m < mt; m += 2) {
         const bool two = m + 1 < mt;
         // C tile (j, m + i) of this panel: tmm(2 i + j).

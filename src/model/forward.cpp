@@ -9,6 +9,7 @@
 #include <limits>
 #include <string>
 
+#include "kernels/elementwise.h"
 #include "kernels/quant.h"
 #include "model/attention.h"
 #include "model/vec.h"
@@ -16,14 +17,6 @@
 
 namespace wai::model {
 namespace {
-
-// out[i] = x[i] * w[i] / sqrt(mean(x^2) + eps), for one row of n.
-void rmsnorm(const float* x, const float* w, float* out, int64_t n, float eps) {
-  double ss = 0.0;
-  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
-  const float scale = 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(n)) + eps);
-  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * w[i];
-}
 
 // Rotates the interleaved pairs (x[2j], x[2j+1]) of each of n_heads heads by the angles in cs
 // ([head_dim] = (cos, sin) per pair).
@@ -140,7 +133,7 @@ void Forward::run_chunk(const Batch& batch, size_t begin, size_t end, std::span<
     const LayerWeights& L = m.layers()[static_cast<size_t>(l)];
 
     // Attention block: x += Wo · Attn(RoPE(Wq·xn), RoPE(Wk·xn), Wv·xn), xn = RMSNorm(x).
-    for (int64_t i = 0; i < n; ++i) rmsnorm(&x_[i * dim], L.attn_norm, &xn_[i * dim], dim, c.norm_eps);
+    for (int64_t i = 0; i < n; ++i) kernels::rmsnorm(&x_[i * dim], L.attn_norm, &xn_[i * dim], dim, c.norm_eps);
     kernels::matmul(L.wq, xn_.data(), n, q_.data(), pool_);
     kernels::matmul(L.wk, xn_.data(), n, k_.data(), pool_);
     kernels::matmul(L.wv, xn_.data(), n, v_.data(), pool_);
@@ -165,16 +158,11 @@ void Forward::run_chunk(const Batch& batch, size_t begin, size_t end, std::span<
     }
 
     // FFN block: x += W2 · (silu(W1 · xn) * (W3 · xn)), xn = RMSNorm(x).
-    for (int64_t i = 0; i < n; ++i) rmsnorm(&x_[i * dim], L.ffn_norm, &xn_[i * dim], dim, c.norm_eps);
+    for (int64_t i = 0; i < n; ++i) kernels::rmsnorm(&x_[i * dim], L.ffn_norm, &xn_[i * dim], dim, c.norm_eps);
     kernels::matmul(L.w_gate, xn_.data(), n, gate_.data(), pool_);
     kernels::matmul(L.w_up, xn_.data(), n, up_.data(), pool_);
     // (n * ff exps: at Mistral's ff = 14336 worth spreading over the pool for prefill chunks.)
-    pool_.parallel_for(n * ff, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) {
-        const float g = gate_[i];
-        gate_[i] = g / (1.0f + std::exp(-g)) * up_[i];
-      }
-    }, 4096);
+    pool_.parallel_for(n * ff, [&](int64_t b, int64_t e) { kernels::swiglu(&gate_[b], &up_[b], e - b); }, 4096);
     kernels::matmul(L.w_down, gate_.data(), n, ffo_.data(), pool_);
     for (int64_t i = 0; i < n * dim; ++i) x_[i] += ffo_[i];
   }
@@ -183,7 +171,7 @@ void Forward::run_chunk(const Batch& batch, size_t begin, size_t end, std::span<
   // Logits for the requested rows: Wout · RMSNorm(x), appended in batch order.
   int64_t n_out = 0;
   for (int64_t i = 0; i < n; ++i)
-    if (batch.logits[begin + i]) rmsnorm(&x_[i * dim], m.output_norm(), &xn_[n_out++ * dim], dim, c.norm_eps);
+    if (batch.logits[begin + i]) kernels::rmsnorm(&x_[i * dim], m.output_norm(), &xn_[n_out++ * dim], dim, c.norm_eps);
   if (n_out == 0) return;
   const size_t old = out.size();
   out.resize(old + static_cast<size_t>(n_out * c.n_vocab));
