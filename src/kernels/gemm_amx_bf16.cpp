@@ -137,13 +137,12 @@ inline void store_bf16x32(const float* f, void* dst) {
   _mm512_store_si512(dst, reinterpret_cast<const __m512i&>(b));
 }
 
-// Row r of a panel, K columns [k0, k0 + kc), as kc contiguous bf16 at dst. src points at the row's
-// block holding column k0.
-void pack_row(DType type, const uint8_t* src, int64_t kc, float* f32, uint8_t* dst) {
+// Row r of a panel, K columns [k0, k0 + kc) (seg bytes of the stored row), as kc contiguous bf16 at
+// dst. src points at the row's block holding column k0.
+void pack_row(DType type, const uint8_t* src, int64_t kc, size_t seg, float* f32, uint8_t* dst) {
   // Rows are contiguous: kPrefetchBytes past this row's segment is where the panel's (or the next
   // panel's) later rows are, which keeps enough fills in flight to stream at DRAM speed when the
   // call runs as one chunk (with several chunks the segments are short and it still helps).
-  const size_t seg = *row_bytes(type, kc);
   for (size_t o = 0; o < seg; o += 64) _mm_prefetch(reinterpret_cast<const char*>(src) + kPrefetchBytes + o, _MM_HINT_T0);
   switch (type) {
     case DType::Q4_0: {
@@ -238,9 +237,10 @@ void pack_row(DType type, const uint8_t* src, int64_t kc, float* f32, uint8_t* d
 // a tile load reads fall in 16 different L1 sets rather than two).
 void pack_panel(DType type, const uint8_t* w, size_t wstride, int64_t nr, int64_t kc, size_t k0_bytes, float* f32,
                 uint8_t* panel, int64_t lda) {
+  const size_t seg = *row_bytes(type, kc);
   for (int64_t r = 0; r < kPanel; ++r) {
     uint8_t* dst = panel + r * lda;
-    if (r < nr) pack_row(type, w + r * wstride + k0_bytes, kc, f32, dst);
+    if (r < nr) pack_row(type, w + r * wstride + k0_bytes, kc, seg, f32, dst);
     else std::memset(dst, 0, static_cast<size_t>(kc) * 2);
   }
 }
