@@ -73,7 +73,7 @@ if (llamaLine) {
   L.push(`- llama.cpp: ${llamaLine.version} (prebuilt CPU binaries), ${llamaLine.system_info}; flash attention: ` +
     `${llamaLine.flash_attention}, batch size ${llamaLine.batch_size}, context ${llamaLine.context_size}, f16 KV cache`);
 }
-if (waiLine) L.push(`- wai: kernels for ${waiLine.cpu}; f32 KV cache; prefill chunk ${waiLine.batch_size}`);
+if (waiLine) L.push(`- wai: kernels for ${waiLine.cpu}; f16 KV cache; prefill chunk ${waiLine.batch_size}`);
 L.push("");
 
 // --- side by side
