@@ -16,6 +16,9 @@ namespace {
 // parallel, a busy machine), where pure spinning slows everyone down by orders of magnitude.
 constexpr int kSpinPause = 2000;
 constexpr int kSpinYield = 2000;
+// parallel_for's chunks per thread: enough to even out a slower thread, few enough that per-chunk
+// costs (an atomic increment, a kernel's warm-up at the start of a range) stay negligible.
+constexpr int64_t kChunksPerThread = 4;
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
@@ -75,17 +78,26 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
 void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain) {
   if (n <= 0) return;
   grain = std::max<int64_t>(1, grain);
-  int64_t units = (n + grain - 1) / grain;
-  int nt = static_cast<int>(std::min<int64_t>(n_threads_, units));
+  const int64_t units = (n + grain - 1) / grain;
+  const int nt = static_cast<int>(std::min<int64_t>(n_threads_, units));
   if (nt <= 1) {
     fn(0, n);
     return;
   }
-  run([&](int t, int total) {
+  // kChunksPerThread chunks per thread, handed out in order from an atomic counter: a thread that
+  // runs slower (another process on its core, a cold cache) takes fewer chunks instead of holding up
+  // the call. Each chunk is contiguous, so a kernel still streams its weight rows in order.
+  const int64_t per = std::max<int64_t>(1, units / (static_cast<int64_t>(nt) * kChunksPerThread));
+  const int64_t chunks = (units + per - 1) / per;
+  std::atomic<int64_t> next{0};
+  run([&](int t, int) {
     if (t >= nt) return;
-    int64_t u0 = units * t / nt, u1 = units * (t + 1) / nt;
-    int64_t b = u0 * grain, e = std::min(n, u1 * grain);
-    if (b < e) fn(b, e);
+    for (;;) {
+      const int64_t c = next.fetch_add(1, std::memory_order_relaxed);
+      if (c >= chunks) return;
+      const int64_t b = c * per * grain, e = std::min(n, (c + 1) * per * grain);
+      fn(b, e);
+    }
   });
 }
 
