@@ -295,8 +295,16 @@ void run(const GemmArgs& a, int64_t r0, int64_t r1) {
         }
         const uint8_t* b0 = a.xq + (m * steps + k0 / 32) * 1024;
         const uint8_t* b1 = b0 + steps * 1024;
+        // The next pair's C tiles (the next 4 KiB of cbuf) were last touched a whole K chunk ago and
+        // sit in L3 or DRAM, one 4 KiB page the hardware prefetcher does not enter: fetch them two
+        // lines per step so their tile loads do not stall the tile unit.
+        const char* cnext = reinterpret_cast<const char*>(c + 1024);
         if (two) {
           for (int64_t s = 0; s < kc / 32; ++s) {
+            if (chunked) {
+              _mm_prefetch(cnext + s * 128, _MM_HINT_T0);
+              _mm_prefetch(cnext + s * 128 + 64, _MM_HINT_T0);
+            }
             _tile_loadd(4, panel + s * 64, lda);
             _tile_loadd(5, panel + kTile * lda + s * 64, lda);
             _tile_loadd(6, b0 + s * 1024, 64);
