@@ -299,11 +299,20 @@ void run(const GemmArgs& a, int64_t r0, int64_t r1) {
         // sit in L3 or DRAM, one 4 KiB page the hardware prefetcher does not enter: fetch them two
         // lines per step so their tile loads do not stall the tile unit.
         const char* cnext = reinterpret_cast<const char*>(c + 1024);
+        // In the last chunk, likewise the rows of y the next pair's results go to (32 tokens x 128
+        // bytes, one token row per step): cold lines the transposed stores would otherwise miss on.
+        const int64_t pn = m + 2 < mt ? p : p + 1, tn = m + 2 < mt ? (m + 2) * kTile : 0;
+        const bool ynext = last && pn < npanels;
+        const float* yn = a.y + tn * a.ldy + r0 + pn * kPanel;
         if (two) {
           for (int64_t s = 0; s < kc / 32; ++s) {
             if (chunked) {
               _mm_prefetch(cnext + s * 128, _MM_HINT_T0);
               _mm_prefetch(cnext + s * 128 + 64, _MM_HINT_T0);
+            }
+            if (ynext && s < 2 * kTile && tn + s < n) {
+              _mm_prefetch(reinterpret_cast<const char*>(yn + s * a.ldy), _MM_HINT_T0);
+              _mm_prefetch(reinterpret_cast<const char*>(yn + s * a.ldy + 16), _MM_HINT_T0);
             }
             _tile_loadd(4, panel + s * 64, lda);
             _tile_loadd(5, panel + kTile * lda + s * 64, lda);
