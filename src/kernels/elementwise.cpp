@@ -6,6 +6,7 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include "kernels/avx512_math.h"
 #if !defined(__clang__)
 // GCC 12 warns falsely about the _mm512_undefined_* inside its own intrinsic headers.
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -52,36 +53,18 @@ WAI_AVX512 void rmsnorm_avx512(const float* x, const float* w, float* out, int64
   for (; i < n; ++i) out[i] = x[i] * scale * w[i];
 }
 
-// exp(x) for x in [-87.3, 88.7] (clamped outside): x = k ln2 + r, |r| <= ln2 / 2, e^r by a degree-6
-// polynomial (Taylor coefficients; truncation error < 2^-25 relative on that interval), times 2^k
-// with vscalefps. ~2 ulp.
-WAI_AVX512 inline __m512 exp_avx512(__m512 x) {
-  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.7f));
-  const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT);
-  __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), x);       // ln2 high part (exact product)
-  r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);            // ln2 low part
-  __m512 p = _mm512_set1_ps(1.0f / 720);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  return _mm512_scalef_ps(p, k);
-}
-
 WAI_AVX512 void swiglu_avx512(float* gate, const float* up, int64_t n) {
   int64_t i = 0;
   const __m512 one = _mm512_set1_ps(1.0f);
   for (; i + 16 <= n; i += 16) {
     const __m512 g = _mm512_loadu_ps(gate + i);
-    const __m512 e = exp_avx512(_mm512_sub_ps(_mm512_setzero_ps(), g));
+    const __m512 e = exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), g));
     _mm512_storeu_ps(gate + i, _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(one, e)), _mm512_loadu_ps(up + i)));
   }
   if (i < n) {
     const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
     const __m512 g = _mm512_maskz_loadu_ps(m, gate + i);
-    const __m512 e = exp_avx512(_mm512_sub_ps(_mm512_setzero_ps(), g));
+    const __m512 e = exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), g));
     _mm512_mask_storeu_ps(gate + i, m, _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(one, e)), _mm512_maskz_loadu_ps(m, up + i)));
   }
 }

@@ -2,7 +2,7 @@
 // cpu_features() reports, so WAI_FORCE_PORTABLE applies; a portable loop otherwise).
 //
 // Numerics: rmsnorm sums the f32 squares in f64 (as ggml does: its sum is ggml_float); swiglu uses
-// an exp accurate to ~2 ulp on the vector path (std::exp on the portable path), so the two paths
+// an exp accurate to ~2 ulp on the vector path (kernels/avx512_math.h) (std::exp on the portable path), so the two paths
 // differ by float rounding only.
 #pragma once
 

@@ -57,7 +57,6 @@ constexpr int64_t kKc = 1024;    // K chunk: a multiple of every block size (256
 // Activation bytes (n x cols bf16) up to which a call runs as one chunk (kc = cols): the activations
 // stay in L2 anyway, and whole weight rows stream sequentially (batched decode, small prefills).
 constexpr int64_t kOneChunkBytes = int64_t{1} << 20;
-constexpr int64_t kPrefetchBytes = 16384;  // weight stream prefetch distance (see gemm_vnni_q8.cpp)
 
 inline int64_t pad16(int64_t n) { return (n + kTile - 1) / kTile * kTile; }
 

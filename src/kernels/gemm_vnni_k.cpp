@@ -57,9 +57,7 @@ inline __m512i idx8x4(int a) {  // int16 lane indices: a x8, a+1 x8, a+2 x8, a+3
 }
 
 // Weight rows are contiguous and walked in order, so each row's stream continues into the next
-// rows: prefetching kPrefetchBytes ahead of the block being read keeps enough cache-line fills in
-// flight to stream the weights at DRAM speed (see gemm_vnni_q8.cpp). Harmless past the end.
-constexpr int64_t kPrefetchBytes = 16384;
+// rows: kPrefetchBytes (avx512_quant.h) ahead of the block being read.
 inline void prefetch_ahead(const void* block, size_t bytes) {
   const char* p = static_cast<const char*>(block) + kPrefetchBytes;
   for (size_t o = 0; o < bytes; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);

@@ -40,7 +40,6 @@ struct Quad {
 };
 static_assert(sizeof(Quad) == 256);
 
-constexpr int64_t kPrefetchBytes = 16384;
 inline int64_t quads_of(int64_t cols) { return (cols / kQK0 + 3) / 4; }
 
 size_t act_bytes(DType, int64_t n, int64_t cols) { return static_cast<size_t>(n * quads_of(cols)) * sizeof(Quad); }
@@ -135,9 +134,7 @@ inline void quad_step(const Perm& pm, const uint8_t* w, size_t wstride, int64_t 
   }
   // The R rows are contiguous and tiles walk them in order, so the thread's weights are one linear
   // stream: prefetch it kPrefetchBytes ahead of this step's position in it (the lines this step
-  // consumes, R * 4 * bs bytes, rounded up). Far enough ahead to cover DRAM latency at full
-  // bandwidth; the hardware prefetcher alone, or a per-row prefetch a few quads ahead, reached only
-  // ~60% of it (bench/kernels, 7B shapes). Prefetches past the end of the range are harmless.
+  // consumes, R * 4 * bs bytes, rounded up).
   const char* pf = reinterpret_cast<const char*>(w) + kPrefetchBytes + qd * (R * 4 * bs);
   for (int k = 0; k < (R * 4 * bs + 63) / 64; ++k) _mm_prefetch(pf + 64 * k, _MM_HINT_T0);
   for (int t = 0; t < T; ++t) {

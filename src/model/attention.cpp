@@ -13,6 +13,8 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+
+#include "kernels/avx512_math.h"
 #if !defined(__clang__)
 // GCC 12 warns falsely about the _mm512_undefined_* inside its own intrinsic headers (as kernels/ does).
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -101,26 +103,7 @@ WAI_AVX512 inline __m512 reduce16(const float* t) {
   return combine<1>(z[0], z[1], 0xAAAA);
 }
 
-// e^x for x <= 0 (softmax arguments): x = n ln2 + r, |r| <= ln2/2, e^r by its degree-7 Taylor
-// polynomial (truncation error < 1e-8 relative), times 2^n by scalef. Below -87.3 (e^x < 1.2e-38,
-// nothing next to the row's maximum term 1) the input is clamped, which also keeps -inf from turning
-// into NaN.
-WAI_AVX512 inline __m512 exp_ps(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-87.3f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.0f / 5040);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  return _mm512_scalef_ps(p, n);
-}
+using kernels::exp_ps;  // e^x for the softmax (x <= 0 there: the upper clamp never applies)
 
 WAI_AVX512 inline __mmask16 first_lanes(int64_t n) {
   return n >= 16 ? static_cast<__mmask16>(0xFFFF) : n <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << n) - 1);
