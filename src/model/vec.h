@@ -1,5 +1,4 @@
-// Small f32 vector primitives for attention (the matmuls live in kernels/), and the f32 <-> IEEE half
-// conversions of the KV cache. AVX-512 (+ F16C for the conversions) when the CPU has it
+// The f32 <-> IEEE half conversions of the KV cache: AVX-512 + F16C when the CPU has them
 // (kernels::cpu_features(), so WAI_FORCE_PORTABLE applies), a portable loop otherwise; both convert
 // with round to nearest even, so they give the same halves bit for bit.
 #pragma once
@@ -7,9 +6,6 @@
 #include <cstdint>
 
 namespace wai::model::vec {
-
-float dot(const float* a, const float* b, int64_t n);           // sum a[i] * b[i]
-void axpy(float alpha, const float* x, float* y, int64_t n);   // y[i] += alpha * x[i]
 
 void to_f16(const float* x, uint16_t* y, int64_t n);    // y[i] = half(x[i]), round to nearest even
 void from_f16(const uint16_t* x, float* y, int64_t n);  // y[i] = float(x[i]) (exact)
