@@ -3,7 +3,9 @@
 // Decode rotates through copies of the matrix totalling --mib MiB (default 1024, beyond the 300 MiB
 // L3 of the dev machine) so that it streams from DRAM as a real decode does; compare its GB/s with
 // wai-bandwidth run at the same time. Prefill reuses one copy (compute bound).
-//   wai-bench-kernels [--threads T] [--n N] [--mib M] [--types q4_0,q8_0,...] [--portable]
+//   wai-bench-kernels [--threads T] [--n N] [--mib M] [--types q4_0,q8_0,...] [--shape ROWSxCOLS] [--stream] [--portable]
+// (--shape: one shape instead of the three 7B ones, e.g. 256x4096 to time a kernel from L2;
+// --stream: the batch too rotates through the copies, for batched decode.)
 #include <algorithm>
 #include <chrono>
 #include <ctime>
@@ -11,6 +13,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/cpu.h"
@@ -24,17 +27,23 @@ int main(int argc, char** argv) {
   int threads = 2;
   int64_t nbatch = 128;
   int64_t mib = 1024;
+  bool stream = false;  // batches too read the weights from DRAM (as batched decode does)
   std::string types = "q4_0,q8_0,q4_K,q6_K,f16,bf16";
+  std::vector<std::pair<int64_t, int64_t>> shapes = {{4096, 4096}, {14336, 4096}, {4096, 14336}};  // rows, cols
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--n") && i + 1 < argc) nbatch = std::atoll(argv[++i]);
     else if (!std::strcmp(argv[i], "--types") && i + 1 < argc) types = argv[++i];
     else if (!std::strcmp(argv[i], "--mib") && i + 1 < argc) mib = std::atoll(argv[++i]);
     else if (!std::strcmp(argv[i], "--portable")) kernels::force_portable(true);
+    else if (!std::strcmp(argv[i], "--stream")) stream = true;
+    else if (!std::strcmp(argv[i], "--shape") && i + 1 < argc) {
+      long long r = 0, c = 0;
+      if (std::sscanf(argv[++i], "%lldx%lld", &r, &c) == 2 && r > 0 && c > 0) shapes = {{r, c}};
+    }
   }
   std::printf("cpu: %s, threads %d\n", kernels::cpu_description().c_str(), threads);
   ThreadPool pool(threads);
-  const int64_t shapes[3][2] = {{4096, 4096}, {14336, 4096}, {4096, 14336}};  // rows, cols
   std::mt19937 rng(1);
   std::normal_distribution<float> g(0, 0.05f);
   size_t pos = 0;
@@ -45,7 +54,7 @@ int main(int argc, char** argv) {
     pos = comma + 1;
     if (!t) continue;
     for (const auto& s : shapes) {
-      const int64_t rows = s[0], cols = s[1];
+      const int64_t rows = s.first, cols = s.second;
       const size_t rb = *row_bytes(*t, cols);
       // 64 distinct quantized rows, repeated (quantizing 58M weights with the K-quant search is slow).
       std::vector<uint8_t> w(rb * rows);
@@ -63,7 +72,7 @@ int main(int argc, char** argv) {
         for (auto& v : x) v = g(rng) * 20;
         size_t next = 0;
         auto mat = [&] {
-          const size_t k = n == 1 ? next++ % copies : 0;
+          const size_t k = n == 1 || stream ? next++ % copies : 0;
           return kernels::MatRef{*t, big.data() + k * w.size(), rows, cols};
         };
         kernels::matmul(mat(), x.data(), n, y.data(), pool);  // warm up
@@ -71,9 +80,11 @@ int main(int argc, char** argv) {
         timespec c0, c1;
         clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
         const auto t0 = std::chrono::steady_clock::now();
-        double el = 0;
+        double el = 0, best = 1e30;
         do {
+          const auto c = std::chrono::steady_clock::now();
           kernels::matmul(mat(), x.data(), n, y.data(), pool);
+          best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - c).count());
           ++reps;
           el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         } while (el < 0.5 && reps < 200);
@@ -82,8 +93,8 @@ int main(int argc, char** argv) {
         // speed when other processes take cores (it still includes pool spin-waits).
         const double cpu = ((c1.tv_sec - c0.tv_sec) + 1e-9 * (c1.tv_nsec - c0.tv_nsec)) / reps / threads;
         const double sec = (cpu > 0 && cpu < el / reps) ? cpu : el / reps;
-        std::printf("%-5s %5lld x %5lld  n=%-4lld %8.3f ms (wall %8.3f)  %6.1f GB/s  %7.1f GFLOP/s\n", std::string(dtype_name(*t)).c_str(),
-                    static_cast<long long>(rows), static_cast<long long>(cols), static_cast<long long>(n), sec * 1e3, el / reps * 1e3,
+        std::printf("%-5s %5lld x %5lld  n=%-4lld %8.3f ms (wall %8.3f, best %8.3f)  %6.1f GB/s  %7.1f GFLOP/s\n", std::string(dtype_name(*t)).c_str(),
+                    static_cast<long long>(rows), static_cast<long long>(cols), static_cast<long long>(n), sec * 1e3, el / reps * 1e3, best * 1e3,
                     static_cast<double>(w.size()) / sec / 1e9, 2.0 * rows * cols * n / sec / 1e9);
         std::fflush(stdout);
       }

@@ -19,6 +19,7 @@ const GemmKernel& choose_gemm(DType wtype, int64_t n, int64_t cols) {
     case DType::Q4_0:
     case DType::Q8_0:
       if (amx_bf16 && batch) return kGemmAmxBf16;
+      if (vnni && n >= 2) return kGemmVnniBatch;  // (and prefill where AMX is missing)
       if (vnni && f.avx512vbmi) return kGemmVnniQ8;
       break;
     case DType::Q4_K:

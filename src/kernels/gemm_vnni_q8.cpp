@@ -1,5 +1,5 @@
 // q4_0 / q8_0 weights against q8_0 activations with AVX-512 VNNI (vpdpbusd) and VBMI byte permutes,
-// for small batches (decode): a register tile of R weight rows x T activation rows; per "quad" of 4
+// for decode (one activation row): a register tile of R weight rows; per "quad" of 4
 // blocks (128 elements) two vpermt2b gather the 4 blocks' quants out of the 18- or 34-byte block
 // records, one vpermw gathers their 4 f16 scales.
 //
@@ -163,17 +163,12 @@ void tile(const Perm& pm, const uint8_t* w, size_t wstride, int64_t nb, const Qu
     for (int t = 0; t < T; ++t) y[t * ldy + r] = _mm512_reduce_add_ps(acc[r][t]);
 }
 
+// Every activation row on its own (T = 1): batches of 2..15 rows go to gemm_vnni_batch.cpp, which
+// shares each weight load among them far better than register tiles of this layout could.
 template <bool kQ4, int R>
 void tile_rows(const Perm& pm, const uint8_t* w, size_t wstride, int64_t nb, const Quad* x, int64_t nq, int64_t n,
                float* y, int64_t ldy) {
-  int64_t t = 0;
-  for (; t + 4 <= n; t += 4) tile<kQ4, R, 4>(pm, w, wstride, nb, x + t * nq, nq, y + t * ldy, ldy);
-  switch (n - t) {
-    case 3: tile<kQ4, R, 3>(pm, w, wstride, nb, x + t * nq, nq, y + t * ldy, ldy); break;
-    case 2: tile<kQ4, R, 2>(pm, w, wstride, nb, x + t * nq, nq, y + t * ldy, ldy); break;
-    case 1: tile<kQ4, R, 1>(pm, w, wstride, nb, x + t * nq, nq, y + t * ldy, ldy); break;
-    default: break;
-  }
+  for (int64_t t = 0; t < n; ++t) tile<kQ4, R, 1>(pm, w, wstride, nb, x + t * nq, nq, y + t * ldy, ldy);
 }
 
 template <bool kQ4>
