@@ -64,7 +64,23 @@ inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 // one linear stream (rows contiguous, walked in order); 16 KiB keeps enough cache-line fills in flight
 // to read them at DRAM speed, where the hardware prefetcher alone, or a per-row prefetch a few blocks
 // ahead, reached ~60% of it (bench/kernels, 7B shapes). Prefetches past the end are harmless.
+// The far prefetch goes to L2 only (prefetcht1): an L1 miss holds one of the core's few fill
+// buffers until its line arrives, while L2 misses have a deeper queue, so more lines are in flight;
+// a second, near prefetch then moves the lines from L2 to L1 a little ahead of use. Measured with
+// both matrix-vector kernels interleaved in one process (2 threads, weights from DRAM): 8-11%
+// faster than one prefetcht0 16 KiB ahead for q8_0, 5-10% for q4_0.
 constexpr int64_t kPrefetchBytes = 16384;
+constexpr int64_t kPrefetchNearBytes = 4096;
+
+// Prefetches the `bytes` of a linear weight stream that start at `at`, its current read position:
+// into L2 kPrefetchBytes ahead and into L1 kPrefetchNearBytes ahead.
+[[maybe_unused]] inline void prefetch_stream(const void* at, int64_t bytes) {
+  const char* p = static_cast<const char*>(at);
+  for (int64_t o = 0; o < bytes; o += 64) {
+    _mm_prefetch(p + kPrefetchBytes + o, _MM_HINT_T1);
+    _mm_prefetch(p + kPrefetchNearBytes + o, _MM_HINT_T0);
+  }
+}
 
 // Per-thread 64-byte-aligned scratch that only grows (the AMX kernels' unpacked weight strips: a
 // fresh allocation of a few hundred KiB per call would be an mmap/munmap and page faults each time).

@@ -122,12 +122,12 @@ void group(const uint8_t* w, size_t stride, int64_t nb, int valid, const ActBloc
       _mm512_set1_epi32(static_cast<int>(stride)));
   __m512 acc[T];
   for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
-  // Lines of the next group to prefetch per block step, so that the next 16 rows (contiguous,
-  // 16 * stride bytes) are in cache when this group ends: the streams of the 16 rows are too many
-  // and too short for the hardware prefetcher.
+  // Lines of the next group to prefetch (into L2, see prefetch_stream) per block step, so that the
+  // next 16 rows (contiguous, 16 * stride bytes) are in cache when this group ends: the streams of
+  // the 16 rows are too many and too short for the hardware prefetcher.
   constexpr int kLines = (kRows * bs + 63) / 64;
   for (int64_t b = 0; b < nb; ++b) {
-    for (int k = 0; k < kLines; ++k) _mm_prefetch(pf + (b * kLines + k) * 64, _MM_HINT_T0);
+    for (int k = 0; k < kLines; ++k) _mm_prefetch(pf + (b * kLines + k) * 64, _MM_HINT_T1);
     __m512i wq[8];
     load_block<kQ4>(p, wq);
     const __m512 sw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(gidx, w + b * bs, 1)));

@@ -57,11 +57,8 @@ inline __m512i idx8x4(int a) {  // int16 lane indices: a x8, a+1 x8, a+2 x8, a+3
 }
 
 // Weight rows are contiguous and walked in order, so each row's stream continues into the next
-// rows: kPrefetchBytes (avx512_quant.h) ahead of the block being read.
-inline void prefetch_ahead(const void* block, size_t bytes) {
-  const char* p = static_cast<const char*>(block) + kPrefetchBytes;
-  for (size_t o = 0; o < bytes; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
-}
+// rows: prefetch_stream (avx512_quant.h) ahead of the block being read.
+inline void prefetch_ahead(const void* block, size_t bytes) { prefetch_stream(block, static_cast<int64_t>(bytes)); }
 
 // R weight rows (1 or 2) against one activation row; out[r] = dot.
 template <int R>

@@ -133,10 +133,8 @@ inline void quad_step(const Perm& pm, const uint8_t* w, size_t wstride, int64_t 
     load_w<kQ4>(pm, p, len, &lo[r], &hi[r], &sw[r]);
   }
   // The R rows are contiguous and tiles walk them in order, so the thread's weights are one linear
-  // stream: prefetch it kPrefetchBytes ahead of this step's position in it (the lines this step
-  // consumes, R * 4 * bs bytes, rounded up).
-  const char* pf = reinterpret_cast<const char*>(w) + kPrefetchBytes + qd * (R * 4 * bs);
-  for (int k = 0; k < (R * 4 * bs + 63) / 64; ++k) _mm_prefetch(pf + 64 * k, _MM_HINT_T0);
+  // stream: prefetch it ahead of this step's position in it (the R * 4 * bs bytes this step consumes).
+  prefetch_stream(w + qd * (R * 4 * bs), R * 4 * bs);
   for (int t = 0; t < T; ++t) {
     const Quad& xq = x[t * nq + qd];
     __m512i corr = _mm512_loadu_si512(xq.corr);
