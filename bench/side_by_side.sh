@@ -11,7 +11,8 @@
 #      (`wai make-model --shape mistral-7b --type TYPE`; dim 4096, 32 layers, 32/8 heads, ff 14336,
 #      vocab 32000, sliding window 4096);
 #   3. memory read bandwidth (wai-bandwidth, T threads) — the decode roofline;
-#   4. for each model, R rounds ALTERNATING wai (`wai bench --json -r 1`) and llama.cpp
+#   4. for each model (first read back into the page cache through wai's mapping: page_in below),
+#      R rounds ALTERNATING wai (`wai bench --json -r 1`) and llama.cpp
 #      (bench/llama_bench.mjs -r 1, node-llama-cpp 3.21.1, CPU only), same prompt ids (the JSON lines
 #      carry a prompt_hash to prove it), same prompt length P, generated length N, threads T;
 #   5. `wai bench --batch 8` vs `--batch 1` (aggregate decode tokens/s) on the q4_0 model;
@@ -111,6 +112,16 @@ timed() {  # timed STEP-NAME CMD...: runs CMD (output to the log) and records it
   awk -v s="$step" -v a="$t0" -v b="$t1" 'BEGIN { printf "%s\t%.1f\n", s, b - a }' >>"$results/steps.tsv"
 }
 
+# page_in MODEL: evicts MODEL from the page cache and lets wai read it back once (a short run, not
+# recorded; its time is in steps.tsv as a cold start from disk). wai maps weights with MADV_HUGEPAGE,
+# so the file comes back in 2 MiB folios, as on a server that starts cold; a file last cached by
+# its writer or by read() calls may sit in small folios, and decode, which streams every weight per
+# token, then pays TLB misses. (llama.cpp copies the weights it uses into its own buffers at load.)
+page_in() {
+  dd if="$1" iflag=nocache count=0 status=none 2>>"$log" || say "could not evict $1 from the page cache"
+  timed "page-in $(basename "$1")" "$wai" bench -m "$1" -p 1 -n 1 -t "$threads" -r 1 --json || true
+}
+
 say "results in $results, report to $out"
 load=$(cut -d' ' -f1 /proc/loadavg)
 if awk -v l="$load" 'BEGIN { exit !(l > 0.5) }'; then
@@ -172,6 +183,7 @@ run bandwidth "$results/bandwidth.jsonl" "$bw" --json --threads "$threads" $bw_a
 # 4. side by side, alternating
 for t in $types; do
   m=$(awk -v t="$t" '$1 == t {print $2}' "$results/models.tsv")
+  page_in "$m"
   for r in $(seq 1 "$reps"); do
     say "$t round $r/$reps: wai"
     run "wai $t round $r" "$results/side-$t.jsonl" "$wai" bench -m "$m" -p "$P" -n "$N" -t "$threads" -r 1 --json
@@ -183,6 +195,7 @@ done
 # 5. batched decode (q4_0, or the first type)
 bt=$(echo "$types" | tr ' ' '\n' | grep -m1 -x q4_0 || echo "$types" | awk '{print $1}')
 bm=$(awk -v t="$bt" '$1 == t {print $2}' "$results/models.tsv")
+page_in "$bm"
 for b in 1 8; do
   say "batch $b ($bt)"
   run "wai $bt batch $b" "$results/batch.jsonl" "$wai" bench -m "$bm" -p "$BP" -n "$BN" -t "$threads" --batch "$b" -r "$reps" --json
