@@ -131,20 +131,29 @@ if (batch.length) {
   L.push("");
 }
 
-// --- long context
-const lc = jsonl("longctx.jsonl");
+// --- long context (the runs alternate the depths round by round: lines of one setting are merged)
+const lcLines = jsonl("longctx.jsonl");
+const lc = [];
+for (const x of lcLines) {
+  const g = lc.find((y) => y.ctx_depth === x.ctx_depth && y.sliding_window === x.sliding_window);
+  if (g) g.lines.push(x);
+  else lc.push({ ctx_depth: x.ctx_depth, sliding_window: x.sliding_window, kv_bytes: x.kv_bytes, lines: [x] });
+}
+for (const g of lc) g.stats = stats(samples(g.lines, "decode_samples"));
 if (lc.length) {
   const ref = lc.find((x) => x.sliding_window > 0);
+  const first = lcLines[0];
   L.push("### Long-context decode", "");
-  L.push(`Decode of ${lc[0].generated_tokens} tokens after D positions (the KV cache filled with synthetic values: ` +
-    `attention's cost depends on the number of visible positions, not on their values), ${lc[0].type}, ` +
-    `median [min–max] of ${lc[0].reps} repetitions. With the 4096 sliding window every step attends to at most ` +
-    `4096 positions and the cache holds 4096 positions, however deep the sequence.`, "");
+  L.push(`Decode of ${first.generated_tokens} tokens after D positions (the KV cache filled with synthetic values: ` +
+    `attention's cost depends on the number of visible positions, not on their values), ${first.type}, ` +
+    `median [min–max] of ${ref?.stats?.n ?? first.reps} runs, the depths alternating round by round. With the 4096 ` +
+    `sliding window every step attends to at most 4096 positions and the cache holds 4096 positions, however deep ` +
+    `the sequence.`, "");
   L.push("| depth | window | decode t/s | vs first row | KV cache per sequence |");
   L.push("|---|---|---|---|---|");
   for (const x of lc) {
-    L.push(`| ${x.ctx_depth} | ${x.sliding_window || "none (full attention)"} | ${spread(stats(x.decode_samples))} | ` +
-      `${rx(ratio(x.decode_tokens_per_s, ref?.decode_tokens_per_s))} | ${gib(x.kv_bytes)} |`);
+    L.push(`| ${x.ctx_depth} | ${x.sliding_window || "none (full attention)"} | ${spread(x.stats)} | ` +
+      `${rx(ratio(x.stats?.median, ref?.stats?.median))} | ${gib(x.kv_bytes)} |`);
   }
   L.push("");
 }

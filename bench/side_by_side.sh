@@ -202,9 +202,13 @@ for b in 1 8; do
 done
 
 # 6. long context (sliding window 4096, KV filled synthetically: see `wai bench --help`)
-for d in $depths; do
-  say "long context: depth $d, window 4096"
-  run "wai $bt depth $d window 4096" "$results/longctx.jsonl" "$wai" bench -m "$bm" -p 0 -n "$LN" -t "$threads" --ctx-depth "$d" --sliding-window 4096 -r "$reps" --json
+# Depths alternate round by round (the machine's speed drifts over minutes: consecutive repetitions
+# of one depth would compare different moments); 2 * reps rounds, as each run is short.
+for r in $(seq 1 $((2 * reps))); do
+  for d in $depths; do
+    say "long context round $r: depth $d, window 4096"
+    run "wai $bt depth $d window 4096 round $r" "$results/longctx.jsonl" "$wai" bench -m "$bm" -p 0 -n "$LN" -t "$threads" --ctx-depth "$d" --sliding-window 4096 -r 1 --json
+  done
 done
 for d in $full_depths; do
   say "long context: depth $d, full attention"
