@@ -6,8 +6,10 @@ namespace wai::kernels {
 
 // From this batch size on, quantized (and bf16) weights go through the AMX-BF16 kernel: it
 // dequantizes every weight once per call (~0.3 ns per weight per core), which the tile unit's rate
-// repays only over enough activation rows; below it the VNNI register tiles, which read each weight
-// straight from its blocks, are faster. Measured with bench/kernels on the 7B shapes.
+// repays only over enough activation rows; below it the VNNI kernels, which read each weight straight
+// from its blocks, are faster. Measured with bench/kernels on the 7B shapes; against the q4_0/q8_0
+// batch kernel (gemm_vnni_batch.cpp), at 16 rows the tiles are ~30% slower on q4_0 and ~10% faster on
+// q8_0, at 24 rows about even on q4_0 (one thread, interleaved): 16 stays the one threshold.
 constexpr int64_t kAmxBf16MinBatch = 16;
 
 const GemmKernel& choose_gemm(DType wtype, int64_t n, int64_t cols) {
