@@ -60,6 +60,26 @@ inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
   y->d = 1 / iscale;
 }
 
+// 16 bytes at p[i] + off for 16 rows i, transposed to dwords: out[d] lane i = dword d of row i (the
+// batch kernels' layout: one register holds the same 4 quants of 16 weight rows). 16 loads, 12
+// inserts, 8 unpacks.
+[[maybe_unused]] inline void load_transpose16(const uint8_t* const (&p)[16], int off, __m512i (&out)[4]) {
+  __m512i y[4];
+  for (int m = 0; m < 4; ++m) {  // y[m], 128-bit lane j = row 4j + m
+    __m512i v = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p[m] + off)));
+    v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p[4 + m] + off)), 1);
+    v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p[8 + m] + off)), 2);
+    y[m] = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p[12 + m] + off)), 3);
+  }
+  // 4x4 dword transpose inside each 128-bit lane: lane j then holds rows 4j..4j+3 of one dword.
+  const __m512i t0 = _mm512_unpacklo_epi32(y[0], y[1]), t1 = _mm512_unpackhi_epi32(y[0], y[1]);
+  const __m512i t2 = _mm512_unpacklo_epi32(y[2], y[3]), t3 = _mm512_unpackhi_epi32(y[2], y[3]);
+  out[0] = _mm512_unpacklo_epi64(t0, t2);
+  out[1] = _mm512_unpackhi_epi64(t0, t2);
+  out[2] = _mm512_unpacklo_epi64(t1, t3);
+  out[3] = _mm512_unpackhi_epi64(t1, t3);
+}
+
 // How far ahead of its reads a kernel prefetches the weights it streams. A thread's weight rows are
 // one linear stream (rows contiguous, walked in order); 16 KiB keeps enough cache-line fills in flight
 // to read them at DRAM speed, where the hardware prefetcher alone, or a per-row prefetch a few blocks

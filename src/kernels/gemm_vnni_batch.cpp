@@ -65,31 +65,13 @@ void prepare(DType wtype, const float* x, int64_t n, int64_t cols, int64_t t0, i
     }
 }
 
-// 16 bytes at p[i] + off for the 16 rows i, transposed to dwords: out[d] lane i = dword d of row i.
-inline void load_transpose(const uint8_t* const (&p)[kRows], int off, __m512i (&out)[4]) {
-  __m512i y[4];
-  for (int m = 0; m < 4; ++m) {  // y[m], 128-bit lane j = row 4j + m
-    __m512i v = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p[m] + off)));
-    v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p[4 + m] + off)), 1);
-    v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p[8 + m] + off)), 2);
-    y[m] = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p[12 + m] + off)), 3);
-  }
-  // 4x4 dword transpose inside each 128-bit lane: lane j then holds rows 4j..4j+3 of one dword.
-  const __m512i t0 = _mm512_unpacklo_epi32(y[0], y[1]), t1 = _mm512_unpackhi_epi32(y[0], y[1]);
-  const __m512i t2 = _mm512_unpacklo_epi32(y[2], y[3]), t3 = _mm512_unpackhi_epi32(y[2], y[3]);
-  out[0] = _mm512_unpacklo_epi64(t0, t2);
-  out[1] = _mm512_unpackhi_epi64(t0, t2);
-  out[2] = _mm512_unpacklo_epi64(t1, t3);
-  out[3] = _mm512_unpackhi_epi64(t1, t3);
-}
-
 // Block b of 16 rows as 8 registers of unsigned quants (w[g] lane i = elements 4g..4g+3 of row i)
 // and the 16 rows' f32 scales.
 template <bool kQ4>
 inline void load_block(const uint8_t* const (&p)[kRows], __m512i (&w)[8]) {
   if constexpr (kQ4) {
     __m512i t[4];
-    load_transpose(p, 2, t);
+    load_transpose16(p, 2, t);
     const __m512i m = _mm512_set1_epi8(0x0F);
     for (int d = 0; d < 4; ++d) {
       w[d] = _mm512_and_si512(t[d], m);                             // low nibbles: elements 0..15
@@ -97,8 +79,8 @@ inline void load_block(const uint8_t* const (&p)[kRows], __m512i (&w)[8]) {
     }
   } else {
     __m512i lo[4], hi[4];
-    load_transpose(p, 2, lo);
-    load_transpose(p, 18, hi);
+    load_transpose16(p, 2, lo);
+    load_transpose16(p, 18, hi);
     const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));  // w + 128, unsigned
     for (int d = 0; d < 4; ++d) {
       w[d] = _mm512_xor_si512(lo[d], bias);

@@ -372,18 +372,19 @@ TEST(Matmul, AmxBf16WithinBf16RoundingOfExactProduct) {
   }
 }
 
-// The batch kernel (16 weight rows per register) against ggml's formulas where its structure has
+// The batch kernels (16 weight rows per register) against ggml's formulas where their structure has
 // edges: 1..8 activation rows in one pass, 9..15 in two near-equal passes, a last group of fewer
 // than 16 rows, row ranges split across threads at 16-row groups, an odd number of blocks.
-TEST(Matmul, VnniBatchKernelMatchesGgmlFormulas) {
+TEST(Matmul, VnniBatchKernelsMatchGgmlFormulas) {
   if (&choose_gemm(DType::Q4_0, 8, 4096) != &kGemmVnniBatch) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
   ThreadPool pool(2);
-  for (DType t : {DType::Q4_0, DType::Q8_0}) {
+  for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K}) {
+    const bool k = t == DType::Q4_K;
     for (int64_t rows : {16, 37, 130})
-    for (int64_t cols : {int64_t{96}, int64_t{4096}}) {
+    for (int64_t cols : {k ? int64_t{768} : int64_t{96}, int64_t{4096}}) {
       const Weights w = make_weights(t, rows, cols, 900 + static_cast<uint32_t>(rows));
       for (int64_t n : {2, 7, 8, 9, 15}) {
-        ASSERT_EQ(&choose_gemm(t, n, cols), &kGemmVnniBatch);
+        ASSERT_EQ(&choose_gemm(t, n, cols), k ? &kGemmVnniKBatch : &kGemmVnniBatch);
         const auto x = activations(n, cols, 950 + static_cast<uint32_t>(n));
         std::vector<float> y(n * rows);
         matmul(w.ref(), x.data(), n, y.data(), pool);
