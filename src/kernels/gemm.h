@@ -46,7 +46,7 @@ const GemmKernel& choose_gemm(DType wtype, int64_t n, int64_t cols);
 extern const GemmKernel kGemmVnniQ8;     // q4_0, q8_0 weights; AVX-512 VNNI + VBMI (matrix-vector)
 extern const GemmKernel kGemmVnniBatch;  // q4_0, q8_0 weights; AVX-512 VNNI (small batches)
 extern const GemmKernel kGemmVnniK;      // q4_K, q6_K weights; AVX-512 BW + VNNI
-extern const GemmKernel kGemmVnniKBatch; // q4_K weights; AVX-512 VNNI (small batches)
+extern const GemmKernel kGemmVnniKBatch; // q4_K, q6_K weights; AVX-512 VNNI (small batches)
 extern const GemmKernel kGemmAvx512Float; // f32, f16 (F16C), bf16 (AVX512-BF16) weights
 extern const GemmKernel kGemmAmxBf16;    // any weight type dequantized to bf16; AMX bf16 (batches)
 }  // namespace wai::kernels

@@ -27,7 +27,7 @@ const GemmKernel& choose_gemm(DType wtype, int64_t n, int64_t cols) {
     case DType::Q4_K:
     case DType::Q6_K:
       if (amx_bf16 && batch) return kGemmAmxBf16;
-      if (vnni && n >= 2 && wtype == DType::Q4_K) return kGemmVnniKBatch;
+      if (vnni && n >= 2) return kGemmVnniKBatch;
       if (vnni) return kGemmVnniK;
       break;
     case DType::F32:

@@ -1,5 +1,5 @@
-// q4_K weights against q8_K activations for small batches (batched decode, 2..15 rows) with AVX-512
-// VNNI, in the layout of gemm_vnni_batch.cpp: a register holds one dword (4 quants) of 16 weight rows
+// q4_K and q6_K weights against q8_K activations for small batches (batched decode, 2..15 rows) with
+// AVX-512 VNNI, in the layout of gemm_vnni_batch.cpp: a register holds one dword (4 quants) of 16 weight rows
 // and each activation row's matching dword is broadcast into vpdpbusd, so every lane sums a whole
 // 32-element sub-block of its row; no horizontal sums.
 //
@@ -11,7 +11,10 @@
 //     (low nibbles) and 2c + 1 (high nibbles); per sub-block j and activation row t, 8 vpdpbusd sum
 //     q * x in int32 and acc[t] += f32(sum) * (d * sc_j) * d_x[t];
 //   - the mins: acc[t] -= d_x[t] * sum_j (dmin * m_j) * (sum of x over sub-block j) (the bsums).
-// Numerics: the same terms as ggml_vec_dot_q4_K_q8_K (exact int32 sub-block sums, q8_K activations);
+// q6_K (group_q6k) works the same way per 16-element sub-block (its scales are per 16): the 6-bit
+// quants are assembled from the transposed low-bit and high-bit bytes, 4 vpdpbusd per sub-block.
+//
+// Numerics: the same terms as ggml_vec_dot_q4_K_q8_K / _q6_K_q8_K (exact int32 sub-block sums, q8_K activations);
 // ggml adds sc_j * sum_j in int32 before one conversion, here each sub-block is scaled in f32: a few
 // ulp of each term, well inside the tests' bounds.
 //
@@ -35,13 +38,13 @@ namespace {
 
 constexpr int kRows = 16;  // weight rows per register
 constexpr int kMaxT = 8;   // activation rows per pass over a group's weights
-constexpr int64_t kBs = sizeof(BlockQ4K);
 
 // One q8_K super-block of one activation row, block-major: act[b * n + t].
 struct ActBlock {
-  int8_t q[kQKK];  // ggml's q8_K quants
-  float d;         // ggml's q8_K d
-  float bsum[8];   // sum of q over each 32-element sub-block
+  int8_t q[kQKK];     // ggml's q8_K quants
+  float d;            // ggml's q8_K d
+  float bsum[8];      // sum of q over each 32-element sub-block (q4_K's mins)
+  int32_t corr[16];   // -32 * sum of q over each 16-element sub-block (q6_K stores q + 32)
 };
 
 size_t act_bytes(DType, int64_t n, int64_t cols) { return static_cast<size_t>(n * (cols / kQKK)) * sizeof(ActBlock); }
@@ -57,6 +60,7 @@ void prepare(DType, const float* x, int64_t n, int64_t cols, int64_t t0, int64_t
       __builtin_memcpy(o.q, q.qs, kQKK);
       o.d = q.d;
       for (int j = 0; j < 8; ++j) o.bsum[j] = static_cast<float>(q.bsums[2 * j] + q.bsums[2 * j + 1]);
+      for (int j = 0; j < 16; ++j) o.corr[j] = -32 * q.bsums[j];
     }
 }
 
@@ -81,15 +85,21 @@ inline void unpack_scales(const __m512i (&u)[4], __m512 (&sc)[8], __m512 (&mn)[8
   }
 }
 
-// y[t, r0 + i] for i < valid (16 rows starting at w) and T activation rows starting at act.
-template <int T>
-void group(const uint8_t* w, size_t stride, int64_t nb, int valid, const ActBlock* act, int64_t n, float* y, int64_t ldy,
-           const char* pf) {
-  const uint8_t* p[kRows];
-  for (int i = 0; i < kRows; ++i) p[i] = w + static_cast<size_t>(i < valid ? i : valid - 1) * stride;
-  const __m512i gidx = _mm512_mullo_epi32(
+// Offsets of 16 rows' records from row 0's (rows past `valid` repeat the last one), for vpgatherdd.
+inline __m512i gather_index(int valid, size_t stride) {
+  return _mm512_mullo_epi32(
       _mm512_min_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(valid - 1)),
       _mm512_set1_epi32(static_cast<int>(stride)));
+}
+
+// q4_K: y[t, r0 + i] for i < valid (16 rows starting at w) and T activation rows starting at act.
+template <int T>
+void group_q4k(const uint8_t* w, size_t stride, int64_t nb, int valid, const ActBlock* act, int64_t n, float* y, int64_t ldy,
+               const char* pf) {
+  constexpr int64_t kBs = sizeof(BlockQ4K);
+  const uint8_t* p[kRows];
+  for (int i = 0; i < kRows; ++i) p[i] = w + static_cast<size_t>(i < valid ? i : valid - 1) * stride;
+  const __m512i gidx = gather_index(valid, stride);
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   __m512 acc[T];
   for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
@@ -146,23 +156,94 @@ void group(const uint8_t* w, size_t stride, int64_t nb, int valid, const ActBloc
   for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(y + t * ldy, keep, acc[t]);
 }
 
-void group_any(int64_t T, const uint8_t* w, size_t stride, int64_t nb, int valid, const ActBlock* act, int64_t n, float* y,
-               int64_t ldy, const char* pf) {
-  switch (T) {
-    case 1: group<1>(w, stride, nb, valid, act, n, y, ldy, pf); break;
-    case 2: group<2>(w, stride, nb, valid, act, n, y, ldy, pf); break;
-    case 3: group<3>(w, stride, nb, valid, act, n, y, ldy, pf); break;
-    case 4: group<4>(w, stride, nb, valid, act, n, y, ldy, pf); break;
-    case 5: group<5>(w, stride, nb, valid, act, n, y, ldy, pf); break;
-    case 6: group<6>(w, stride, nb, valid, act, n, y, ldy, pf); break;
-    case 7: group<7>(w, stride, nb, valid, act, n, y, ldy, pf); break;
-    default: group<8>(w, stride, nb, valid, act, n, y, ldy, pf); break;
+// q6_K (210-byte super-blocks: ql[128] low 4 bits, qh[64] high 2 bits, int8 scales[16] per 16
+// elements, f16 d), as ggml's dequantize_row_q6_K orders them: element 128 h + 32 k + l takes the
+// low (k < 2) or high nibble of ql[64 h + 32 (k & 1) + l] and bits 2k, 2k + 1 of qh[32 h + l], scale
+// scales[8 h + 2 k + l / 16]. Per 16-element sub-block and activation row: 4 vpdpbusd from -32 * (sum
+// of its x) (the quants are stored + 32), then acc += f32(sum) * d * scale * d_x.
+template <int T>
+void group_q6k(const uint8_t* w, size_t stride, int64_t nb, int valid, const ActBlock* act, int64_t n, float* y, int64_t ldy,
+               const char* pf) {
+  constexpr int64_t kBs = sizeof(BlockQ6K);
+  const uint8_t* p[kRows];
+  for (int i = 0; i < kRows; ++i) p[i] = w + static_cast<size_t>(i < valid ? i : valid - 1) * stride;
+  const __m512i gidx = gather_index(valid, stride);
+  const __m512i m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(0x03);
+  __m512 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+  constexpr int kLines = (kRows * kBs + 63) / 64;
+  alignas(64) float ds[16][kRows];  // d * scale of sub-block s, lane = row
+  for (int64_t b = 0; b < nb; ++b) {
+    for (int k = 0; k < kLines; ++k) _mm_prefetch(pf + (b * kLines + k) * 64, _MM_HINT_T1);
+    const ActBlock* a = act + b * n;
+    {
+      // d: the high half of the dword at 206 (the last 2 bytes of qh, then d), inside the record.
+      const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_i32gather_epi32(gidx, w + b * kBs + 206, 1), 16)));
+      __m512i sc[4];
+      load_transpose16(p, 192, sc);  // sc[c] lane i = scales 4c..4c+3 of row i
+      for (int j = 0; j < 16; ++j) {
+        // byte j % 4 of the dword, sign-extended (variable counts: sllv / srav)
+        const __m512i v = _mm512_srav_epi32(_mm512_sllv_epi32(sc[j / 4], _mm512_set1_epi32(24 - 8 * (j % 4))), _mm512_set1_epi32(24));
+        _mm512_store_ps(ds[j], _mm512_mul_ps(_mm512_cvtepi32_ps(v), d));
+      }
+    }
+    for (int h = 0; h < 2; ++h)
+      for (int i = 0; i < 2; ++i) {
+        __m512i qh[4];
+        load_transpose16(p, 128 + 32 * h + 16 * i, qh);
+        for (int kk = 0; kk < 2; ++kk) {
+          __m512i ql[4];
+          load_transpose16(p, 64 * h + 32 * kk + 16 * i, ql);
+          for (int k = kk; k < 4; k += 2) {
+            const int sb = 8 * h + 2 * k + i;           // sub-block (scale index)
+            const int e0 = 128 * h + 32 * k + 16 * i;  // its first element
+            __m512i wq[4];
+            for (int g = 0; g < 4; ++g) {
+              const __m512i nib = k < 2 ? _mm512_and_si512(ql[g], m4) : _mm512_and_si512(_mm512_srli_epi16(ql[g], 4), m4);
+              const __m512i hb = _mm512_and_si512(_mm512_srlv_epi16(qh[g], _mm512_set1_epi16(static_cast<short>(2 * k))), m2);
+              wq[g] = _mm512_or_si512(nib, _mm512_slli_epi16(hb, 4));
+            }
+            __m512i s[T];
+            for (int t = 0; t < T; ++t) s[t] = _mm512_set1_epi32(a[t].corr[sb]);
+            for (int g = 0; g < 4; ++g)
+              for (int t = 0; t < T; ++t) {
+                int32_t xd;
+                __builtin_memcpy(&xd, a[t].q + e0 + 4 * g, 4);
+                s[t] = _mm512_dpbusd_epi32(s[t], wq[g], _mm512_set1_epi32(xd));
+              }
+            const __m512 dsv = _mm512_load_ps(ds[sb]);
+            for (int t = 0; t < T; ++t)
+              acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t]), _mm512_mul_ps(dsv, _mm512_set1_ps(a[t].d)), acc[t]);
+          }
+        }
+      }
+    for (int r = 0; r < kRows; ++r) p[r] += kBs;
   }
+  const __mmask16 keep = static_cast<__mmask16>((1u << valid) - 1);
+  for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(y + t * ldy, keep, acc[t]);
 }
 
-void run(const GemmArgs& a, int64_t r0, int64_t r1) {
+template <bool kQ4K>
+void group_any(int64_t T, const uint8_t* w, size_t stride, int64_t nb, int valid, const ActBlock* act, int64_t n, float* y,
+               int64_t ldy, const char* pf) {
+#define WAI_GROUP(TT) (kQ4K ? group_q4k<TT> : group_q6k<TT>)(w, stride, nb, valid, act, n, y, ldy, pf)
+  switch (T) {
+    case 1: WAI_GROUP(1); break;
+    case 2: WAI_GROUP(2); break;
+    case 3: WAI_GROUP(3); break;
+    case 4: WAI_GROUP(4); break;
+    case 5: WAI_GROUP(5); break;
+    case 6: WAI_GROUP(6); break;
+    case 7: WAI_GROUP(7); break;
+    default: WAI_GROUP(8); break;
+  }
+#undef WAI_GROUP
+}
+
+template <bool kQ4K>
+void run_type(const GemmArgs& a, int64_t r0, int64_t r1) {
   const int64_t nb = a.w.cols / kQKK;
-  const size_t stride = static_cast<size_t>(nb) * kBs;
+  const size_t stride = static_cast<size_t>(nb) * (kQ4K ? sizeof(BlockQ4K) : sizeof(BlockQ6K));
   const ActBlock* act = reinterpret_cast<const ActBlock*>(a.xq);
   // Activation rows in near-equal passes of at most kMaxT.
   const int64_t passes = (a.n + kMaxT - 1) / kMaxT;
@@ -172,11 +253,16 @@ void run(const GemmArgs& a, int64_t r0, int64_t r1) {
     const char* pf = reinterpret_cast<const char*>(w + kRows * stride);
     for (int64_t k = 0, t0 = 0; k < passes; ++k) {
       const int64_t t1 = a.n * (k + 1) / passes;
-      group_any(t1 - t0, w, stride, nb, valid, act + t0, a.n, a.y + t0 * a.ldy + r, a.ldy,
-                k == 0 ? pf : reinterpret_cast<const char*>(w));
+      group_any<kQ4K>(t1 - t0, w, stride, nb, valid, act + t0, a.n, a.y + t0 * a.ldy + r, a.ldy,
+                      k == 0 ? pf : reinterpret_cast<const char*>(w));
       t0 = t1;
     }
   }
+}
+
+void run(const GemmArgs& a, int64_t r0, int64_t r1) {
+  if (a.w.type == DType::Q4_K) run_type<true>(a, r0, r1);
+  else run_type<false>(a, r0, r1);
 }
 
 }  // namespace

@@ -378,8 +378,8 @@ TEST(Matmul, AmxBf16WithinBf16RoundingOfExactProduct) {
 TEST(Matmul, VnniBatchKernelsMatchGgmlFormulas) {
   if (&choose_gemm(DType::Q4_0, 8, 4096) != &kGemmVnniBatch) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
   ThreadPool pool(2);
-  for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K}) {
-    const bool k = t == DType::Q4_K;
+  for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K}) {
+    const bool k = t == DType::Q4_K || t == DType::Q6_K;
     for (int64_t rows : {16, 37, 130})
     for (int64_t cols : {k ? int64_t{768} : int64_t{96}, int64_t{4096}}) {
       const Weights w = make_weights(t, rows, cols, 900 + static_cast<uint32_t>(rows));
