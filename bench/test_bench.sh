@@ -106,5 +106,20 @@ else
   bad "side_by_side.sh --quick --tiny failed (log: $tmp/side_by_side.log)"; tail -20 "$tmp/side_by_side.log"
 fi
 
+# bench/kernels/ab/ab.sh: the q4_0/q8_0 batch kernel against itself under another flag, on a shape with
+# a partial 16-row group (needs AVX-512 VNNI: the tool calls the kernels without a CPU check).
+if grep -qw avx512_vnni /proc/cpuinfo 2>/dev/null; then
+  repo=$(cd "$here/.." && pwd)
+  build=$(cd "$(dirname "$wai")/.." && pwd)
+  if ab=$("$here/kernels/ab/ab.sh" --build-dir "$build" "$repo/src/kernels/gemm_vnni_batch.cpp" \
+      "$repo/src/kernels/gemm_vnni_batch.cpp:-DWAI_AB_UNUSED=1" -- 40 256 3 q4_0 2 3 2>&1) &&
+     [ "$(echo "$ab" | grep -c '^var[AB] q4_0 40x256 n=3 threads 2: best ')" = 2 ] &&
+     echo "$ab" | awk '/^var/ { if ($NF + 0 > 0.1) bad = 1 } END { exit bad }'; then
+    ok "kernels/ab/ab.sh: two variants timed, both within 0.1 of matmul_reference"
+  else bad "kernels/ab/ab.sh"; echo "$ab" | tail -5; fi
+else
+  ok "kernels/ab/ab.sh skipped (no AVX-512 VNNI)"
+fi
+
 if [ "$fails" -ne 0 ]; then echo "$fails check(s) failed"; exit 1; fi
 echo "all bench checks passed"
