@@ -30,14 +30,14 @@
 #include <immintrin.h>
 
 #include "kernels/avx512_quant.h"
+#include "kernels/batch16.h"
 #include "kernels/blocks.h"
 #include "kernels/gemm.h"
 
 namespace wai::kernels {
 namespace {
 
-constexpr int kRows = 16;  // weight rows per register (int32 / f32 lanes)
-constexpr int kMaxT = 8;   // activation rows per pass over a group's weights
+constexpr int kRows = kGroupRows;
 
 // One q8_0 block of one activation row, laid out block-major: act[b * n + t].
 struct ActBlock {
@@ -96,12 +96,9 @@ void group(const uint8_t* w, size_t stride, int64_t nb, int valid, const ActBloc
   constexpr int64_t bs = kQ4 ? 18 : 34;
   const uint8_t* p[kRows];
   for (int i = 0; i < kRows; ++i) p[i] = w + static_cast<size_t>(i < valid ? i : valid - 1) * stride;
-  // Byte offsets of the 16 rows' records from row 0's (rows past `valid` repeat the last one): one
-  // vpgatherdd per block fetches the 16 f16 scales that open the records. (A scalar pre-pass that
-  // copied them block-major per group cost ~15% more; stride * 15 fits int32 for any real row.)
-  const __m512i gidx = _mm512_mullo_epi32(
-      _mm512_min_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(valid - 1)),
-      _mm512_set1_epi32(static_cast<int>(stride)));
+  // One vpgatherdd per block fetches the 16 f16 scales that open the records. (A scalar pre-pass that
+  // copied them block-major per group cost ~15% more.)
+  const __m512i gidx = gather_index(valid, stride);
   __m512 acc[T];
   for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
   // Lines of the next group to prefetch (into L2, see prefetch_stream) per block step, so that the
@@ -131,38 +128,15 @@ void group(const uint8_t* w, size_t stride, int64_t nb, int valid, const ActBloc
 }
 
 template <bool kQ4>
-void group_any(int64_t T, const uint8_t* w, size_t stride, int64_t nb, int valid, const ActBlock* act, int64_t n, float* y,
-               int64_t ldy, const char* pf) {
-  switch (T) {
-    case 1: group<kQ4, 1>(w, stride, nb, valid, act, n, y, ldy, pf); break;
-    case 2: group<kQ4, 2>(w, stride, nb, valid, act, n, y, ldy, pf); break;
-    case 3: group<kQ4, 3>(w, stride, nb, valid, act, n, y, ldy, pf); break;
-    case 4: group<kQ4, 4>(w, stride, nb, valid, act, n, y, ldy, pf); break;
-    case 5: group<kQ4, 5>(w, stride, nb, valid, act, n, y, ldy, pf); break;
-    case 6: group<kQ4, 6>(w, stride, nb, valid, act, n, y, ldy, pf); break;
-    case 7: group<kQ4, 7>(w, stride, nb, valid, act, n, y, ldy, pf); break;
-    default: group<kQ4, 8>(w, stride, nb, valid, act, n, y, ldy, pf); break;
-  }
-}
-
-template <bool kQ4>
 void run_type(const GemmArgs& a, int64_t r0, int64_t r1) {
   const int64_t nb = a.w.cols / kQK0;
   const size_t stride = static_cast<size_t>(nb) * (kQ4 ? 18 : 34);
   const ActBlock* act = reinterpret_cast<const ActBlock*>(a.xq);
-  // Activation rows in near-equal passes of at most kMaxT (n = 12: 6 + 6, not 8 + 4).
-  const int64_t passes = (a.n + kMaxT - 1) / kMaxT;
-  for (int64_t r = r0; r < r1; r += kRows) {
-    const int valid = static_cast<int>(r1 - r < kRows ? r1 - r : kRows);
-    const uint8_t* w = a.w.data + r * stride;
-    const char* pf = reinterpret_cast<const char*>(w + kRows * stride);
-    for (int64_t k = 0, t0 = 0; k < passes; ++k) {
-      const int64_t t1 = a.n * (k + 1) / passes;
-      // (later passes find the group's weights in L2: prefetch nothing again)
-      group_any<kQ4>(t1 - t0, w, stride, nb, valid, act + t0, a.n, a.y + t0 * a.ldy + r, a.ldy, k == 0 ? pf : reinterpret_cast<const char*>(w));
-      t0 = t1;
-    }
-  }
+  for_each_group(a, r0, r1, stride, [&](const uint8_t* w, int64_t r, int valid, int64_t t0, int64_t t1, const char* pf) {
+    with_rows(t1 - t0, [&](auto T) {
+      group<kQ4, decltype(T)::value>(w, stride, nb, valid, act + t0, a.n, a.y + t0 * a.ldy + r, a.ldy, pf);
+    });
+  });
 }
 
 void run(const GemmArgs& a, int64_t r0, int64_t r1) {

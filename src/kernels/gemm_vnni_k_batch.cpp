@@ -30,14 +30,14 @@
 #include <immintrin.h>
 
 #include "kernels/avx512_quant.h"
+#include "kernels/batch16.h"
 #include "kernels/blocks.h"
 #include "kernels/gemm.h"
 
 namespace wai::kernels {
 namespace {
 
-constexpr int kRows = 16;  // weight rows per register
-constexpr int kMaxT = 8;   // activation rows per pass over a group's weights
+constexpr int kRows = kGroupRows;
 
 // One q8_K super-block of one activation row, block-major: act[b * n + t].
 struct ActBlock {
@@ -83,13 +83,6 @@ inline void unpack_scales(const __m512i (&u)[4], __m512 (&sc)[8], __m512 (&mn)[8
     mn[k] = _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srlv_epi32(u2, sh), byte));
     mn[4 + k] = _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srlv_epi32(u3, sh), byte));
   }
-}
-
-// Offsets of 16 rows' records from row 0's (rows past `valid` repeat the last one), for vpgatherdd.
-inline __m512i gather_index(int valid, size_t stride) {
-  return _mm512_mullo_epi32(
-      _mm512_min_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(valid - 1)),
-      _mm512_set1_epi32(static_cast<int>(stride)));
 }
 
 // q4_K: y[t, r0 + i] for i < valid (16 rows starting at w) and T activation rows starting at act.
@@ -224,40 +217,17 @@ void group_q6k(const uint8_t* w, size_t stride, int64_t nb, int valid, const Act
 }
 
 template <bool kQ4K>
-void group_any(int64_t T, const uint8_t* w, size_t stride, int64_t nb, int valid, const ActBlock* act, int64_t n, float* y,
-               int64_t ldy, const char* pf) {
-#define WAI_GROUP(TT) (kQ4K ? group_q4k<TT> : group_q6k<TT>)(w, stride, nb, valid, act, n, y, ldy, pf)
-  switch (T) {
-    case 1: WAI_GROUP(1); break;
-    case 2: WAI_GROUP(2); break;
-    case 3: WAI_GROUP(3); break;
-    case 4: WAI_GROUP(4); break;
-    case 5: WAI_GROUP(5); break;
-    case 6: WAI_GROUP(6); break;
-    case 7: WAI_GROUP(7); break;
-    default: WAI_GROUP(8); break;
-  }
-#undef WAI_GROUP
-}
-
-template <bool kQ4K>
 void run_type(const GemmArgs& a, int64_t r0, int64_t r1) {
   const int64_t nb = a.w.cols / kQKK;
   const size_t stride = static_cast<size_t>(nb) * (kQ4K ? sizeof(BlockQ4K) : sizeof(BlockQ6K));
   const ActBlock* act = reinterpret_cast<const ActBlock*>(a.xq);
-  // Activation rows in near-equal passes of at most kMaxT.
-  const int64_t passes = (a.n + kMaxT - 1) / kMaxT;
-  for (int64_t r = r0; r < r1; r += kRows) {
-    const int valid = static_cast<int>(r1 - r < kRows ? r1 - r : kRows);
-    const uint8_t* w = a.w.data + r * stride;
-    const char* pf = reinterpret_cast<const char*>(w + kRows * stride);
-    for (int64_t k = 0, t0 = 0; k < passes; ++k) {
-      const int64_t t1 = a.n * (k + 1) / passes;
-      group_any<kQ4K>(t1 - t0, w, stride, nb, valid, act + t0, a.n, a.y + t0 * a.ldy + r, a.ldy,
-                      k == 0 ? pf : reinterpret_cast<const char*>(w));
-      t0 = t1;
-    }
-  }
+  for_each_group(a, r0, r1, stride, [&](const uint8_t* w, int64_t r, int valid, int64_t t0, int64_t t1, const char* pf) {
+    with_rows(t1 - t0, [&](auto T) {
+      constexpr int kT = decltype(T)::value;
+      if constexpr (kQ4K) group_q4k<kT>(w, stride, nb, valid, act + t0, a.n, a.y + t0 * a.ldy + r, a.ldy, pf);
+      else group_q6k<kT>(w, stride, nb, valid, act + t0, a.n, a.y + t0 * a.ldy + r, a.ldy, pf);
+    });
+  });
 }
 
 void run(const GemmArgs& a, int64_t r0, int64_t r1) {
