@@ -45,6 +45,19 @@ inline __m512i gather_index(int valid, size_t stride) {
       _mm512_set1_epi32(static_cast<int>(stride)));
 }
 
+// Pointers to the 16 rows of a group starting at w; rows past `valid` repeat the last one (their
+// lanes are computed and never stored).
+inline void group_rows(const uint8_t* w, size_t stride, int valid, const uint8_t* (&p)[kGroupRows]) {
+  for (int i = 0; i < kGroupRows; ++i) p[i] = w + static_cast<size_t>(i < valid ? i : valid - 1) * stride;
+}
+
+// acc[t] (lane i = row i of the group) -> y[t * ldy + i] for the valid rows.
+template <int T>
+inline void store_group(const __m512 (&acc)[T], int valid, float* y, int64_t ldy) {
+  const __mmask16 keep = static_cast<__mmask16>((1u << valid) - 1);
+  for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(y + t * ldy, keep, acc[t]);
+}
+
 // Calls group(w, r, valid, t0, t1, pf) for every 16-row group of weight rows [r0, r1) (w: the
 // group's first row, valid: its rows, at most 16) and every pass [t0, t1) over the activation rows:
 // near-equal passes of at most 8 rows (n = 12: 6 + 6, not 8 + 4). pf is where the group should

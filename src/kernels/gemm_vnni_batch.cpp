@@ -95,7 +95,7 @@ void group(const uint8_t* w, size_t stride, int64_t nb, int valid, const ActBloc
            const char* pf) {
   constexpr int64_t bs = kQ4 ? 18 : 34;
   const uint8_t* p[kRows];
-  for (int i = 0; i < kRows; ++i) p[i] = w + static_cast<size_t>(i < valid ? i : valid - 1) * stride;
+  group_rows(w, stride, valid, p);
   // One vpgatherdd per block fetches the 16 f16 scales that open the records. (A scalar pre-pass that
   // copied them block-major per group cost ~15% more.)
   const __m512i gidx = gather_index(valid, stride);
@@ -123,8 +123,7 @@ void group(const uint8_t* w, size_t stride, int64_t nb, int valid, const ActBloc
     for (int t = 0; t < T; ++t)
       acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t]), _mm512_mul_ps(sw, _mm512_set1_ps(a[t].d)), acc[t]);
   }
-  const __mmask16 keep = static_cast<__mmask16>((1u << valid) - 1);
-  for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(y + t * ldy, keep, acc[t]);
+  store_group(acc, valid, y, ldy);
 }
 
 template <bool kQ4>

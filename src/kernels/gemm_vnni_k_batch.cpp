@@ -91,7 +91,7 @@ void group_q4k(const uint8_t* w, size_t stride, int64_t nb, int valid, const Act
                const char* pf) {
   constexpr int64_t kBs = sizeof(BlockQ4K);
   const uint8_t* p[kRows];
-  for (int i = 0; i < kRows; ++i) p[i] = w + static_cast<size_t>(i < valid ? i : valid - 1) * stride;
+  group_rows(w, stride, valid, p);
   const __m512i gidx = gather_index(valid, stride);
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   __m512 acc[T];
@@ -145,8 +145,7 @@ void group_q4k(const uint8_t* w, size_t stride, int64_t nb, int valid, const Act
     }
     for (int i = 0; i < kRows; ++i) p[i] += kBs;
   }
-  const __mmask16 keep = static_cast<__mmask16>((1u << valid) - 1);
-  for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(y + t * ldy, keep, acc[t]);
+  store_group(acc, valid, y, ldy);
 }
 
 // q6_K (210-byte super-blocks: ql[128] low 4 bits, qh[64] high 2 bits, int8 scales[16] per 16
@@ -159,7 +158,7 @@ void group_q6k(const uint8_t* w, size_t stride, int64_t nb, int valid, const Act
                const char* pf) {
   constexpr int64_t kBs = sizeof(BlockQ6K);
   const uint8_t* p[kRows];
-  for (int i = 0; i < kRows; ++i) p[i] = w + static_cast<size_t>(i < valid ? i : valid - 1) * stride;
+  group_rows(w, stride, valid, p);
   const __m512i gidx = gather_index(valid, stride);
   const __m512i m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(0x03);
   __m512 acc[T];
@@ -212,8 +211,7 @@ void group_q6k(const uint8_t* w, size_t stride, int64_t nb, int valid, const Act
       }
     for (int r = 0; r < kRows; ++r) p[r] += kBs;
   }
-  const __mmask16 keep = static_cast<__mmask16>((1u << valid) - 1);
-  for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(y + t * ldy, keep, acc[t]);
+  store_group(acc, valid, y, ldy);
 }
 
 template <bool kQ4K>
