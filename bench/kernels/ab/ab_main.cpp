@@ -18,6 +18,7 @@
 #include "kernels/cpu.h"
 #include "kernels/gemm.h"
 #include "kernels/quant.h"
+#include "util/huge_pages.h"
 #include "util/thread_pool.h"
 
 using namespace wai;
@@ -58,21 +59,32 @@ int main(int argc, char** argv) {
   for (auto& v : x) v = g(rng) * 20;
   const kernels::GemmKernel* ks[3] = {&kernels::kVarA, &kernels::kVarB, &kernels::kVarC};
   const int nv = kernels::kVariants;
-  std::vector<std::vector<uint8_t>> act(nv);
-  std::vector<std::vector<float>> y(nv, std::vector<float>(n * rows));
+  // Activations and outputs in huge pages, as the engine has them (util/huge_pages.h). In 4 KiB pages
+  // each variant's speed depended on its own buffers' physical pages: three copies of the AMX kernel
+  // differed by up to 20% (the last-allocated fastest; reversing the allocation order moved the lead).
+  auto huge = [](size_t bytes) {
+    void* p = huge_alloc(bytes);
+    std::memset(p, 0, bytes);
+    return p;
+  };
+  std::vector<uint8_t*> act(nv);
+  std::vector<float*> y(nv);
   for (int v = 0; v < nv; ++v) {
-    act[v].resize(ks[v]->act_bytes(*t, n, cols));
-    ks[v]->prepare(*t, x.data(), n, cols, 0, n, act[v].data());
+    act[v] = static_cast<uint8_t*>(huge(ks[v]->act_bytes(*t, n, cols)));
+    y[v] = static_cast<float*>(huge(n * rows * sizeof(float)));
+    ks[v]->prepare(*t, x.data(), n, cols, 0, n, act[v]);
   }
   std::vector<std::vector<double>> ms(nv);
   size_t next = 0;
   for (int it = 0; it < iters; ++it)
-    for (int v = 0; v < nv; ++v) {
+    for (int k = 0; k < nv; ++k) {
+      // Each iteration starts at another variant, so that none always runs right after the same one.
+      const int v = (it + k) % nv;
       kernels::GemmArgs a;
       a.w = kernels::MatRef{*t, big.data() + (next++ % copies) * w.size(), rows, cols};
-      a.xq = act[v].data();
+      a.xq = act[v];
       a.n = n;
-      a.y = y[v].data();
+      a.y = y[v];
       a.ldy = rows;
       const auto c = std::chrono::steady_clock::now();
       pool.parallel_for(rows, [&](int64_t r0, int64_t r1) { ks[v]->run(a, r0, r1); }, ks[v]->row_grain);
@@ -88,5 +100,9 @@ int main(int argc, char** argv) {
     std::printf("var%c %s %lldx%lld n=%lld threads %d: best %.3f ms  p10 %.3f  median %.3f  (%.1f GMAC/s best)  max |y - ref| %.3g\n",
                 'A' + v, argv[4], static_cast<long long>(rows), static_cast<long long>(cols), static_cast<long long>(n), threads,
                 s[0], s[s.size() / 10], s[s.size() / 2], static_cast<double>(rows * cols * n) / s[0] / 1e6, md);
+  }
+  for (int v = 0; v < nv; ++v) {
+    huge_free(act[v]);
+    huge_free(y[v]);
   }
 }
