@@ -9,6 +9,7 @@
 
 #include "kernels/blocks.h"
 #include "kernels/quant.h"
+#include "util/huge_pages.h"
 
 namespace wai::kernels {
 namespace {
@@ -102,18 +103,22 @@ constexpr int64_t kPrefetchNearBytes = 4096;
   }
 }
 
-// Per-thread 64-byte-aligned scratch that only grows (the AMX kernels' unpacked weight strips: a
-// fresh allocation of a few hundred KiB per call would be an mmap/munmap and page faults each time).
-// Plain malloc/free, no std:: containers (see gemm_vnni_q8.cpp on template instantiations).
+// Per-thread 64-byte-aligned scratch that only grows (the AMX kernels' unpacked weight strips and
+// C-tile buffers: a fresh allocation of a few hundred KiB per call would be an mmap/munmap and page
+// faults each time). Megabyte buffers come in huge pages (util/huge_pages.h: their L2 behaviour no
+// longer depends on which physical pages they got). No std:: containers (see gemm_vnni_q8.cpp on
+// template instantiations).
 struct Scratch {
   void* p = nullptr;
   size_t size = 0;
-  ~Scratch() { std::free(p); }
+  ~Scratch() { huge_free(p); }
   void* get(size_t bytes) {
     if (bytes > size) {
-      std::free(p);
-      size = (bytes + 63) / 64 * 64;
-      p = std::aligned_alloc(64, size);
+      huge_free(p);
+      p = nullptr;
+      size = 0;
+      p = huge_alloc(bytes);
+      size = bytes;
     }
     return p;
   }

@@ -10,6 +10,7 @@
 #include "kernels/gemm.h"
 #include "kernels/quant.h"
 #include "util/error.h"
+#include "util/huge_vector.h"
 
 namespace wai::kernels {
 namespace {
@@ -48,8 +49,9 @@ void matmul(const MatRef& w, const float* x, int64_t n, float* y, ThreadPool& po
   if (vdt == DType::F32 && &k == &kGemmPortable) {
     a.xq = reinterpret_cast<const uint8_t*>(x);  // f32 rows are already the portable layout
   } else {
-    // Reused per calling thread: prefill activations can be megabytes, and matmul runs per layer.
-    thread_local std::vector<uint8_t> buf;
+    // Reused per calling thread: prefill activations can be megabytes, and matmul runs per layer;
+    // in huge pages, as the AMX kernel re-reads them from L2 per weight panel (util/huge_pages.h).
+    thread_local HugeVector<uint8_t> buf;
     const size_t bytes = k.act_bytes(w.type, n, w.cols);
     if (buf.size() < bytes) buf.resize(bytes);
     uint8_t* q = buf.data();

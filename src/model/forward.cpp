@@ -32,8 +32,8 @@ void rope(float* x, int64_t n_heads, int64_t head_dim, const float* cs) {
   }
 }
 
-template <class T>
-void grow(std::vector<T>& v, size_t n) {
+template <class V>
+void grow(V& v, size_t n) {
   if (v.size() < n) v.resize(n);
 }
 

@@ -18,6 +18,7 @@
 
 #include "model/kv_cache.h"
 #include "model/model.h"
+#include "util/huge_vector.h"
 #include "util/thread_pool.h"
 
 namespace wai::model {
@@ -68,7 +69,9 @@ class Forward {
   ThreadPool& pool_;
   int64_t max_chunk_ = 512;
   // scratch, [n, width] row-major for the n tokens of the current chunk
-  std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, ffo_;
+  // (huge pages: megabytes at prefill, written by the AMX kernel one 64-byte line per row of a token;
+  // see util/huge_pages.h)
+  HugeVector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, ffo_;
   std::vector<uint16_t> k16_, v16_;             // [n, kv_dim]: the chunk's k/v as halves (cache format)
   std::vector<float> attn_scratch_;             // per pool thread: attn::scratch_floats(...)
   std::vector<const uint16_t*> krow_, vrow_;    // per pool thread: [max_keys] key/value row pointers
