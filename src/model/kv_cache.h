@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "model/model.h"
+#include "util/huge_vector.h"
 
 namespace wai::model {
 
@@ -39,7 +40,9 @@ class KvCache {
  private:
   int64_t window_, capacity_, max_positions_, kv_dim_, n_layers_;
   int64_t n_past_ = 0;
-  std::vector<uint16_t> k_, v_;
+  // In huge pages: attention walks a head's rows kv_dim halves apart, one 4 KiB page per two
+  // positions, which at thousands of positions missed the TLB on most rows (util/huge_pages.h).
+  HugeVector<uint16_t> k_, v_;
 };
 
 }  // namespace wai::model
