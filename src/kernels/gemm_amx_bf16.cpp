@@ -136,8 +136,8 @@ inline void store_bf16x32(const float* f, void* dst) {
   _mm512_store_si512(dst, reinterpret_cast<const __m512i&>(b));
 }
 
-// Row r of a panel, K columns [k0, k0 + kc) (seg bytes of the stored row), as kc contiguous bf16 at
-// dst. src points at the row's block holding column k0.
+// Row r of a panel, K columns [k0, k0 + kc), as kc contiguous bf16 at dst. src points at the row's
+// block holding column k0.
 void pack_row(DType type, const uint8_t* src, int64_t kc, float* f32, uint8_t* dst) {
   switch (type) {
     case DType::Q4_0: {
