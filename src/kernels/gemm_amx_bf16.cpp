@@ -31,14 +31,8 @@
 //
 // Compiled for AMX/AVX-512; only called after choose_gemm checked the CPU and the OS permission.
 // No std:: templates here (see gemm_vnni_q8.cpp).
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,f16c,fma,avx2,amx-tile,amx-bf16"))), apply_to = function)
-#else
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,f16c,fma,avx2,amx-tile,amx-bf16")
-// GCC 12 warns falsely about the _mm512_undefined_* inside its own intrinsic headers.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+#include "kernels/isa_target.h"
+WAI_ISA_BEGIN("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,f16c,fma,avx2,amx-tile,amx-bf16")
 #include <immintrin.h>
 
 #include <cstring>
@@ -374,6 +368,4 @@ const GemmKernel kGemmAmxBf16 = {"amx-bf16", kPanel, kTile, act_bytes, prepare, 
 
 }  // namespace wai::kernels
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#endif
+WAI_ISA_END

@@ -4,15 +4,9 @@
 // activation rows; tails of any length through masked loads.
 //
 // Compiled for AVX-512; only called after choose_gemm checked the CPU (see gemm_vnni_q8.cpp).
-// Everything below is compiled for this ISA (GCC: target pragma; clang: attribute push).
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,f16c,fma,avx2"))), apply_to = function)
-#else
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,f16c,fma,avx2")
-// GCC 12 warns falsely about the _mm512_undefined_* inside its own intrinsic headers.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+// Everything below is compiled for this ISA (kernels/isa_target.h).
+#include "kernels/isa_target.h"
+WAI_ISA_BEGIN("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,f16c,fma,avx2")
 #include <immintrin.h>
 
 #include "kernels/blocks.h"
@@ -112,6 +106,4 @@ const GemmKernel kGemmAvx512Float = {"avx512-float", 4, 1, act_bytes, prepare, r
 
 }  // namespace wai::kernels
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#endif
+WAI_ISA_END

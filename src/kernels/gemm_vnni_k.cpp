@@ -5,15 +5,9 @@
 // bsums). q6_K's -32 offset is removed in the integer domain with the bsums.
 //
 // Compiled for AVX-512; only called after choose_gemm checked the CPU (see gemm_vnni_q8.cpp).
-// Everything below is compiled for this ISA (GCC: target pragma; clang: attribute push).
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma,avx2"))), apply_to = function)
-#else
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma,avx2")
-// GCC 12 warns falsely about the _mm512_undefined_* inside its own intrinsic headers.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+// Everything below is compiled for this ISA (kernels/isa_target.h).
+#include "kernels/isa_target.h"
+WAI_ISA_BEGIN("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma,avx2")
 #include <immintrin.h>
 
 #include <cstring>
@@ -56,9 +50,6 @@ inline __m512i idx8x4(int a) {  // int16 lane indices: a x8, a+1 x8, a+2 x8, a+3
   return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(q1, q0)), _mm256_set_m128i(q3, q2), 1);
 }
 
-// Weight rows are contiguous and walked in order, so each row's stream continues into the next
-// rows: prefetch_stream (avx512_quant.h) ahead of the block being read.
-inline void prefetch_ahead(const void* block, size_t bytes) { prefetch_stream(block, static_cast<int64_t>(bytes)); }
 
 // R weight rows (1 or 2) against one activation row; out[r] = dot.
 template <int R>
@@ -76,7 +67,7 @@ void dot_q4_K(const BlockQ4K* const* w, const BlockQ8K* y, int64_t nb, float* ou
     const float dx = y[i].d;
     for (int r = 0; r < R; ++r) {
       const BlockQ4K& b = w[r][i];
-      prefetch_ahead(&b, sizeof(BlockQ4K));
+      prefetch_stream(&b, sizeof(BlockQ4K));  // rows contiguous: one linear stream
       // ggml's unpacking of the 12 scale bytes into 8 six-bit scales (u[0..1]) and mins (u[2..3]).
       uint32_t u[4];
       std::memcpy(u, b.scales, 12);
@@ -117,7 +108,7 @@ float dot_q6_K(const BlockQ6K* w, const BlockQ8K* y, int64_t nb) {
   const __m512i p0 = idx8x4(0), p4 = idx8x4(4), p8 = idx8x4(8), p12 = idx8x4(12);
   __m512 acc = _mm512_setzero_ps();
   for (int64_t i = 0; i < nb; ++i) {
-    prefetch_ahead(&w[i], sizeof(BlockQ6K));
+    prefetch_stream(&w[i], sizeof(BlockQ6K));
     const __m256i sc = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[i].scales)));
     const __m512i sc16 = _mm512_castsi256_si512(sc);
     const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].bsums));
@@ -178,6 +169,4 @@ const GemmKernel kGemmVnniK = {"avx512-vnni", 4, 1, act_bytes, prepare, run};
 
 }  // namespace wai::kernels
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#endif
+WAI_ISA_END

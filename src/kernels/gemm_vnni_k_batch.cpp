@@ -20,13 +20,8 @@
 //
 // Compiled for AVX-512 only; nothing here may run before choose_gemm checked the CPU, and it uses
 // no std:: templates (see gemm_vnni_q8.cpp).
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma,avx2"))), apply_to = function)
-#else
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma,avx2")
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+#include "kernels/isa_target.h"
+WAI_ISA_BEGIN("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma,avx2")
 #include <immintrin.h>
 
 #include "kernels/avx512_quant.h"
@@ -239,6 +234,4 @@ const GemmKernel kGemmVnniKBatch = {"avx512-vnni-k-batch", kRows, 1, act_bytes, 
 
 }  // namespace wai::kernels
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#endif
+WAI_ISA_END

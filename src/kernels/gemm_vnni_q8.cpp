@@ -9,15 +9,9 @@
 //
 // This file is compiled for AVX-512; nothing in it may run before choose_gemm checked the CPU. It
 // uses no std:: templates, so no AVX-512 instantiation can leak into other translation units.
-// Everything below is compiled for this ISA (GCC: target pragma; clang: attribute push).
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512vbmi,f16c,fma,avx2"))), apply_to = function)
-#else
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512vbmi,f16c,fma,avx2")
-// GCC 12 warns falsely about the _mm512_undefined_* inside its own intrinsic headers.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+// Everything below is compiled for this ISA (kernels/isa_target.h).
+#include "kernels/isa_target.h"
+WAI_ISA_BEGIN("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512vbmi,f16c,fma,avx2")
 #include <immintrin.h>
 
 #include <cstring>
@@ -199,6 +193,4 @@ const GemmKernel kGemmVnniQ8 = {"avx512-vnni", 4, 1, act_bytes, prepare, run};
 
 }  // namespace wai::kernels
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#endif
+WAI_ISA_END
