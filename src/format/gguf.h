@@ -90,6 +90,7 @@ class File {
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
   std::span<const uint8_t> bytes() const { return bytes_; }
   const std::string& path() const { return path_; }
+  bool mapped() const { return map_ != nullptr; }  // bytes() is a read-only mapping of the file (open)
 
   const Value* find(std::string_view key) const;
   const TensorInfo* find_tensor(std::string_view name) const;

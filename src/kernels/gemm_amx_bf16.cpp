@@ -41,6 +41,7 @@ WAI_ISA_BEGIN("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,f16c,fma,avx2,amx-t
 #include "kernels/blocks.h"
 #include "kernels/gemm.h"
 #include "kernels/quant.h"
+#include "kernels/repack.h"
 
 namespace wai::kernels {
 namespace {
@@ -252,6 +253,52 @@ void pack_panel(DType type, const uint8_t* w, size_t wstride, int64_t nr, int64_
   }
 }
 
+// The same panel from q4_0 in the q4x16 layout (kernels/repack.h): the panel's two row groups, K
+// columns [k0, k0 + kc) (records k0 / 64 on; k0_bytes is GGUF's offset of k0 in a row, a 16th of the
+// records' offset). Per record the 16 dword registers (q & 0x0F: block 2p, q >> 4: block 2p + 1) are
+// transposed back to rows, then each row dequantizes as pack_row does: the same bf16 values.
+void pack_panel_q4x16(const uint8_t* w, size_t wstride, int64_t nr, int64_t kc, size_t k0_bytes, uint8_t* panel,
+                      int64_t lda) {
+  const __m512i m = _mm512_set1_epi8(0x0F), eight = _mm512_set1_epi8(8);
+  for (int64_t j = 0; j < kPanel / kQ4x16Rows; ++j) {
+    uint8_t* dst = panel + j * kQ4x16Rows * lda;
+    if (j * kQ4x16Rows >= nr) {
+      for (int64_t i = 0; i < kQ4x16Rows; ++i) std::memset(dst + i * lda, 0, static_cast<size_t>(kc) * 2);
+      continue;
+    }
+    const uint8_t* rec = w + j * kQ4x16Rows * wstride + kQ4x16Rows * k0_bytes;
+    // The next panel's records for the same columns (two groups on) into L2, this segment's into L1.
+    const char* far = reinterpret_cast<const char*>(rec + kPanel * wstride);
+    for (int64_t q = 0; q < kc / kQ4x16Cols; ++q, rec += kQ4x16RecordBytes, far += kQ4x16RecordBytes) {
+      for (size_t o = 0; o < kQ4x16RecordBytes; o += 64) {
+        _mm_prefetch(reinterpret_cast<const char*>(rec) + kPrefetchNearBytes + o, _MM_HINT_T0);
+        _mm_prefetch(far + o, _MM_HINT_T1);
+      }
+      __m512i r[16];
+      for (int g = 0; g < 8; ++g) {
+        const __m512i z = _mm512_loadu_si512(rec + 64 + 64 * g);
+        r[g] = _mm512_and_si512(z, m);
+        r[8 + g] = _mm512_and_si512(_mm512_srli_epi16(z, 4), m);
+      }
+      transpose16(r);  // r[i]: the 64 quants of row i, in column order
+      alignas(64) float d[2][16];
+      _mm512_store_ps(d[0], _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec))));
+      _mm512_store_ps(d[1], _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 32))));
+      for (int64_t i = 0; i < kQ4x16Rows; ++i) {
+        const __m512i v = _mm512_sub_epi8(r[i], eight);
+        uint8_t* out = dst + i * lda + q * kQ4x16Cols * 2;
+        for (int h = 0; h < 2; ++h) {
+          const __m512 dh = _mm512_set1_ps(d[h][i]);
+          const __m512 f0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32(v, 2 * h))), dh);
+          const __m512 f1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32(v, 2 * h + 1))), dh);
+          const __m512bh b = _mm512_cvtne2ps_pbh(f1, f0);
+          _mm512_store_si512(out + 64 * h, reinterpret_cast<const __m512i&>(b));
+        }
+      }
+    }
+  }
+}
+
 // C tile (16 rows x 16 tokens) -> y[token][row] for the valid rows / tokens.
 void store_transposed(const float* c, float* y, int64_t ldy, int64_t nrows, int64_t ntok) {
   __m512i r[16];
@@ -282,7 +329,8 @@ void run(const GemmArgs& a, int64_t r0, int64_t r1) {
     for (int64_t p = 0; p < npanels; ++p) {
       const int64_t rp = r0 + p * kPanel;
       const int64_t nr = r1 - rp < kPanel ? r1 - rp : kPanel;
-      pack_panel(type, a.w.data + rp * wstride, wstride, nr, kc, k0_bytes, f32, panel, lda);
+      if (a.w.layout == MatLayout::kQ4x16) pack_panel_q4x16(a.w.data + rp * wstride, wstride, nr, kc, k0_bytes, panel, lda);
+      else pack_panel(type, a.w.data + rp * wstride, wstride, nr, kc, k0_bytes, f32, panel, lda);
       for (int64_t m = 0; m < mt; m += 2) {
         const bool two = m + 1 < mt;
         // C tile (j, m + i) of this panel: tmm(2 i + j).

@@ -12,11 +12,16 @@ namespace wai::kernels {
 // q8_0, at 24 rows about even on q4_0 (one thread, interleaved): 16 stays the one threshold.
 constexpr int64_t kAmxBf16MinBatch = 16;
 
-const GemmKernel& choose_gemm(DType wtype, int64_t n, int64_t cols) {
+const GemmKernel& choose_gemm(DType wtype, int64_t n, int64_t cols, MatLayout layout) {
   const CpuFeatures& f = cpu_features();
   const bool vnni = f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni && f.f16c && f.fma && f.avx2;
   const bool amx_bf16 = vnni && f.avx512bf16 && f.amx_tile && f.amx_bf16;
   const bool batch = n >= kAmxBf16MinBatch && cols % 32 == 0;
+  if (layout == MatLayout::kQ4x16) {  // (the portable kernel reads it too: force_portable after a repack)
+    if (amx_bf16 && batch) return kGemmAmxBf16;
+    if (vnni) return kGemmVnniQ4x16;
+    return kGemmPortable;
+  }
   switch (wtype) {
     case DType::Q4_0:
     case DType::Q8_0:

@@ -25,6 +25,7 @@ WAI_ISA_BEGIN("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma,avx2")
 #include <immintrin.h>
 
 #include "kernels/avx512_quant.h"
+#include "kernels/act_blocks.h"
 #include "kernels/batch16.h"
 #include "kernels/blocks.h"
 #include "kernels/gemm.h"
@@ -33,32 +34,6 @@ namespace wai::kernels {
 namespace {
 
 constexpr int kRows = kGroupRows;
-
-// One q8_0 block of one activation row, laid out block-major: act[b * n + t].
-struct ActBlock {
-  int8_t q[kQK0];  // ggml's q8_0 quants
-  float d;         // f16(d) as f32
-  int32_t corr;    // -offset * sum(q): vpdpbusd takes unsigned weights; q4_0 stores q + 8, q8_0 uses w + 128
-};
-static_assert(sizeof(ActBlock) == 40);
-
-size_t act_bytes(DType, int64_t n, int64_t cols) { return static_cast<size_t>(n * (cols / kQK0)) * sizeof(ActBlock); }
-
-void prepare(DType wtype, const float* x, int64_t n, int64_t cols, int64_t t0, int64_t t1, uint8_t* buf) {
-  const int64_t nb = cols / kQK0;
-  const int32_t offset = wtype == DType::Q4_0 ? 8 : 128;
-  ActBlock* act = reinterpret_cast<ActBlock*>(buf);
-  for (int64_t t = t0; t < t1; ++t)
-    for (int64_t b = 0; b < nb; ++b) {
-      ActBlock& o = act[b * n + t];
-      o.d = h2f(quantize_q8_0_block_avx512(x + t * cols + b * kQK0, o.q));
-      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o.q));
-      const __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(1), q);
-      const __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-      const __m128i h2 = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4E));
-      o.corr = -offset * _mm_cvtsi128_si32(_mm_add_epi32(h2, _mm_shuffle_epi32(h2, 0xB1)));
-    }
-}
 
 // Block b of 16 rows as 8 registers of unsigned quants (w[g] lane i = elements 4g..4g+3 of row i)
 // and the 16 rows' f32 scales.

@@ -9,6 +9,7 @@
 #include "kernels/cpu.h"
 #include "kernels/gemm.h"
 #include "kernels/quant.h"
+#include "kernels/repack.h"
 #include "util/error.h"
 #include "util/huge_vector.h"
 
@@ -22,6 +23,9 @@ void check_shapes(const MatRef& w, int64_t n) {
   if (w.cols % info.block_size != 0)
     fail(ErrorKind::kInvalidInput, "matmul: " + std::to_string(w.cols) + " columns is not a multiple of " +
                                        std::string(info.name) + "'s block size " + std::to_string(info.block_size));
+  if (w.layout == MatLayout::kQ4x16 &&
+      (w.type != DType::Q4_0 || w.rows % kQ4x16Rows != 0 || w.cols % kQ4x16Cols != 0))
+    fail(ErrorKind::kInvalidInput, "matmul: a q4x16 matrix must be q4_0 with rows % 16 == 0 and cols % 64 == 0");
 }
 
 // Multiply-adds below which matmul does not split across threads: ~10 us of one core's work.
@@ -29,7 +33,8 @@ constexpr int64_t kSerialMaxWork = int64_t{1} << 18;
 
 }  // namespace
 
-void matmul(const MatRef& w, const float* x, int64_t n, float* y, ThreadPool& pool) {
+void matmul(const MatRef& w_in, const float* x, int64_t n, float* y, ThreadPool& pool) {
+  const MatRef w = current(w_in);  // (one copy for the whole call, even if a repack lands meanwhile)
   check_shapes(w, n);
   const DType vdt = vec_dot_type(w.type);
   if (n == 0 || w.rows == 0) return;
@@ -37,7 +42,12 @@ void matmul(const MatRef& w, const float* x, int64_t n, float* y, ThreadPool& po
     for (int64_t i = 0; i < n * w.rows; ++i) y[i] = 0;
     return;
   }
-  const GemmKernel& k = choose_gemm(w.type, n, w.cols);
+  const GemmKernel* kp = &choose_gemm(w.type, n, w.cols, w.layout);
+  // A matrix whose q4x16 copy is still being made takes the kernel that copy will get (the batch
+  // kernel's arithmetic, bit-identical to kGemmVnniQ4x16) rather than the matrix-vector kernel (same
+  // products, another f32 order): results must not change when the copy lands mid-conversation.
+  if (kp == &kGemmVnniQ8 && w_in.repacked && w.layout == MatLayout::kRows) kp = &kGemmVnniBatch;
+  const GemmKernel& k = *kp;
   // Products this small take less time than waking the pool's threads (microseconds): the calling
   // thread does them alone (tiny models, small heads).
   const bool tiny = w.rows * w.cols * n < kSerialMaxWork;
@@ -64,12 +74,19 @@ void matmul(const MatRef& w, const float* x, int64_t n, float* y, ThreadPool& po
   else pool.parallel_for(w.rows, [&](int64_t r0, int64_t r1) { k.run(a, r0, r1); }, k.row_grain);
 }
 
-void matmul_reference(const MatRef& w, const float* x, int64_t n, float* y) {
+void matmul_reference(const MatRef& w_in, const float* x, int64_t n, float* y) {
+  const MatRef w = current(w_in);
   check_shapes(w, n);
   const size_t wstride = *row_bytes(w.type, w.cols);
   std::vector<float> row(static_cast<size_t>(w.cols));
+  std::vector<uint8_t> blocks(w.layout == MatLayout::kQ4x16 ? wstride : 0);
   for (int64_t r = 0; r < w.rows; ++r) {
-    dequantize_row(w.type, w.data + static_cast<size_t>(r) * wstride, row.data(), w.cols);
+    const uint8_t* wr = w.data + static_cast<size_t>(r) * wstride;
+    if (w.layout == MatLayout::kQ4x16) {
+      q4x16_row(w, r, blocks.data());
+      wr = blocks.data();
+    }
+    dequantize_row(w.type, wr, row.data(), w.cols);
     for (int64_t t = 0; t < n; ++t) {
       double s = 0;
       const float* xt = x + t * w.cols;

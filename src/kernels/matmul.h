@@ -15,6 +15,7 @@
 // are off by up to amax / 254 per element), but not bit-identical to ggml. f32/f16 weights never are.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -23,12 +24,31 @@
 
 namespace wai::kernels {
 
+// How a matrix's blocks are arranged in memory.
+enum class MatLayout : uint8_t {
+  kRows,   // ggml's (and GGUF's): row r's blocks at data + r * row_bytes(type, cols)
+  kQ4x16,  // q4_0 regrouped in 16-row x 64-column records for the AVX-512 kernels (kernels/repack.h)
+};
+
 struct MatRef {
   DType type = DType::F32;
   const uint8_t* data = nullptr;
   int64_t rows = 0;
   int64_t cols = 0;  // multiple of the type's block size
+  MatLayout layout = MatLayout::kRows;
+  // Set by an owner that repacks the matrix while it is in use (model::Model, in the background):
+  // once the slot holds a pointer, matmul reads that copy, in layout kQ4x16, instead of `data`.
+  // The slot and both copies outlive every matmul on this MatRef.
+  const std::atomic<const uint8_t*>* repacked = nullptr;
 };
+
+// The copy matmul reads now: w itself, or its repacked copy once that is published.
+inline MatRef current(const MatRef& w) {
+  if (w.repacked)
+    if (const uint8_t* p = w.repacked->load(std::memory_order_acquire))
+      return MatRef{w.type, p, w.rows, w.cols, MatLayout::kQ4x16, nullptr};
+  return w;
+}
 
 void matmul(const MatRef& w, const float* x, int64_t n, float* y, ThreadPool& pool);
 
