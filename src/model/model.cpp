@@ -13,6 +13,7 @@
 #include <string>
 
 #include "kernels/quant.h"
+#include "kernels/repack.h"
 #include "util/error.h"
 
 namespace wai::model {
@@ -152,6 +153,15 @@ std::shared_ptr<const Model> Model::from_file(gguf::File file, const LoadOptions
     L.w_down = matrix(f, p + "ffn_down.weight", c.dim, c.ff);
   }
   if (opts.copy_weights) m->copy_weights_to_anonymous_memory();
+  if (opts.repack) {
+    std::vector<kernels::MatRef*> mats;  // in the order a forward pass reads them
+    for (auto& L : m->layers_)
+      for (auto* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
+        if (kernels::q4x16_available(*w)) mats.push_back(w);
+    if (kernels::q4x16_available(m->output_)) mats.push_back(&m->output_);
+    if (!mats.empty())
+      m->repack_ = std::make_unique<WeightRepack>(mats, f.mapped() && !opts.copy_weights, opts.repack_threads);
+  }
   return m;
 }
 

@@ -22,6 +22,7 @@
 
 #include "format/gguf.h"
 #include "kernels/matmul.h"
+#include "model/weight_repack.h"
 
 namespace wai::model {
 
@@ -46,6 +47,13 @@ struct LoadOptions {
   // (llama.cpp's --no-mmap). Costs a copy at load time; decode streams the weights through 2 MiB
   // pages instead of 4 KiB page-cache pages (far fewer TLB misses). Default: keep the zero-copy mmap.
   bool copy_weights = false;
+  // Regroup q4_0 matrices into the layout the AVX-512 kernels stream fastest (kernels/repack.h), on a
+  // background thread after the load returns (model/weight_repack.h). Results are bit-identical
+  // before, during and after it. Off: GGUF's layout throughout.
+  bool repack = true;
+  // Its threads (nice 10: below the serving threads). Most of its time is the kernel zeroing the
+  // new copy's pages, which two threads halve.
+  int repack_threads = 2;
 };
 
 struct LayerWeights {
@@ -70,6 +78,12 @@ class Model {
   const float* output_norm() const { return output_norm_.data(); }
   DType weight_type() const;  // type of most weights (for display)
 
+  // The background repack (LoadOptions::repack), or null when nothing is repacked.
+  const WeightRepack* repack() const { return repack_.get(); }
+  void wait_for_repack() const {
+    if (repack_) repack_->wait();
+  }
+
  private:
   void copy_weights_to_anonymous_memory();
   Config cfg_;
@@ -79,6 +93,8 @@ class Model {
   std::vector<std::vector<float>> norms_;  // owned f32 copies of norm weights
   std::vector<LayerWeights> layers_;
   std::shared_ptr<void> weights_copy_;  // owns the anonymous copy when LoadOptions::copy_weights
+  // Last: destroyed (thread stopped and joined) before the MatRefs and the mapping it reads.
+  std::unique_ptr<WeightRepack> repack_;
 };
 
 }  // namespace wai::model
