@@ -3,9 +3,9 @@
 // Decode rotates through copies of the matrix totalling --mib MiB (default 1024, beyond the 300 MiB
 // L3 of the dev machine) so that it streams from DRAM as a real decode does; compare its GB/s with
 // wai-bandwidth run at the same time. Prefill reuses one copy (compute bound).
-//   wai-bench-kernels [--threads T] [--n N] [--mib M] [--types q4_0,q8_0,...] [--shape ROWSxCOLS] [--stream] [--portable] [--q4x16]
+//   wai-bench-kernels [--threads T] [--n N] [--mib M] [--types q4_0,q8_0,...] [--shape ROWSxCOLS] [--stream] [--portable] [--x16]
 // (--shape: one shape instead of the three 7B ones, e.g. 256x4096 to time a kernel from L2;
-// --stream: the batch too rotates through the copies, for batched decode; --q4x16: q4_0 is also
+// --stream: the batch too rotates through the copies, for batched decode; --x16: q4_0 / q8_0 are also
 // repacked (kernels/repack.h) and both layouts are timed call by call, alternating, wall medians.)
 #include <algorithm>
 #include <chrono>
@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
   int64_t nbatch = 128;
   int64_t mib = 1024;
   bool stream = false;  // batches too read the weights from DRAM (as batched decode does)
-  bool q4x16 = false;   // q4_0: GGUF's layout and the repacked one, alternating
+  bool x16 = false;     // q4_0 / q8_0: GGUF's layout and the repacked one, alternating
   std::string types = "q4_0,q8_0,q4_K,q6_K,f16,bf16";
   std::vector<std::pair<int64_t, int64_t>> shapes = {{4096, 4096}, {14336, 4096}, {4096, 14336}};  // rows, cols
   for (int i = 1; i < argc; ++i) {
@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--mib") && i + 1 < argc) mib = std::atoll(argv[++i]);
     else if (!std::strcmp(argv[i], "--portable")) kernels::force_portable(true);
     else if (!std::strcmp(argv[i], "--stream")) stream = true;
-    else if (!std::strcmp(argv[i], "--q4x16")) q4x16 = true;
+    else if (!std::strcmp(argv[i], "--x16")) x16 = true;
     else if (!std::strcmp(argv[i], "--shape") && i + 1 < argc) {
       long long r = 0, c = 0;
       if (std::sscanf(argv[++i], "%lldx%lld", &r, &c) == 2 && r > 0 && c > 0) shapes = {{r, c}};
@@ -71,11 +71,12 @@ int main(int argc, char** argv) {
       const size_t copies = std::max<size_t>(1, static_cast<size_t>(mib << 20) / w.size());
       std::vector<uint8_t> big(w.size() * copies);
       for (size_t k = 0; k < copies; ++k) std::memcpy(big.data() + k * w.size(), w.data(), w.size());
-      const bool both = q4x16 && kernels::q4x16_available(kernels::MatRef{*t, w.data(), rows, cols});
+      const bool both = x16 && kernels::x16_available(kernels::MatRef{*t, w.data(), rows, cols});
+      const auto x16_layout = *t == DType::Q8_0 ? kernels::MatLayout::kQ8x16 : kernels::MatLayout::kQ4x16;
       std::vector<uint8_t> big16(both ? big.size() : 0);
       for (size_t k = 0; both && k < copies; ++k)
-        kernels::repack_q4x16(kernels::MatRef{*t, big.data() + k * w.size(), rows, cols}, big16.data() + k * w.size(), 0,
-                              rows / kernels::kQ4x16Rows);
+        kernels::repack_x16(kernels::MatRef{*t, big.data() + k * w.size(), rows, cols}, big16.data() + k * w.size(), 0,
+                            rows / kernels::kQ4x16Rows);
       for (int64_t n : {int64_t{1}, nbatch}) {
         std::vector<float> x(n * cols), y(n * rows);
         for (auto& v : x) v = g(rng) * 20;
@@ -87,7 +88,7 @@ int main(int argc, char** argv) {
             k = n == 1 || stream ? (k + 1) % copies : 0;
             for (int v = 0; v < 2; ++v) {
               const kernels::MatRef m{*t, (v ? big16 : big).data() + k * w.size(), rows, cols,
-                                      v ? kernels::MatLayout::kQ4x16 : kernels::MatLayout::kRows};
+                                      v ? x16_layout : kernels::MatLayout::kRows};
               const auto c = std::chrono::steady_clock::now();
               kernels::matmul(m, x.data(), n, y.data(), pool);
               if (rep > 0) ts[v].push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - c).count());
@@ -98,7 +99,7 @@ int main(int argc, char** argv) {
             const double med = ts[v][ts[v].size() / 2];
             std::printf("%-5s %5lld x %5lld  n=%-4lld %-6s median %8.3f ms (best %8.3f)  %6.1f GB/s  %7.1f GFLOP/s\n",
                         std::string(dtype_name(*t)).c_str(), static_cast<long long>(rows), static_cast<long long>(cols),
-                        static_cast<long long>(n), v ? "q4x16" : "gguf", med * 1e3, ts[v][0] * 1e3,
+                        static_cast<long long>(n), v ? "x16" : "gguf", med * 1e3, ts[v][0] * 1e3,
                         static_cast<double>(w.size()) / med / 1e9, 2.0 * rows * cols * n / med / 1e9);
           }
           std::fflush(stdout);

@@ -139,13 +139,13 @@ void portable_prepare(DType wtype, const float* x, int64_t, int64_t cols, int64_
 void portable_run(const GemmArgs& a, int64_t r0, int64_t r1) {
   const size_t wstride = *row_bytes(a.w.type, a.w.cols);
   const size_t xstride = *row_bytes(vec_dot_type(a.w.type), a.w.cols);
-  // q4x16 rows are put back into GGUF's layout one at a time (same blocks, same sums).
+  // q4x16 / q8x16 rows are put back into GGUF's layout one at a time (same blocks, same sums).
   thread_local std::vector<uint8_t> row;
-  if (a.w.layout == MatLayout::kQ4x16 && row.size() < wstride) row.resize(wstride);
+  if (a.w.layout != MatLayout::kRows && row.size() < wstride) row.resize(wstride);
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* wr = a.w.data + static_cast<size_t>(r) * wstride;
-    if (a.w.layout == MatLayout::kQ4x16) {
-      q4x16_row(a.w, r, row.data());
+    if (a.w.layout != MatLayout::kRows) {
+      x16_row(a.w, r, row.data());
       wr = row.data();
     }
     for (int64_t t = 0; t < a.n; ++t)

@@ -46,12 +46,14 @@ const GemmKernel& choose_gemm(DType wtype, int64_t n, int64_t cols, MatLayout la
 extern const GemmKernel kGemmVnniQ8;     // q4_0, q8_0 weights; AVX-512 VNNI + VBMI (matrix-vector)
 extern const GemmKernel kGemmVnniBatch;  // q4_0, q8_0 weights; AVX-512 VNNI (small batches)
 extern const GemmKernel kGemmVnniQ4x16;  // q4_0 in the q4x16 layout; AVX-512 VNNI (1..15 rows)
+extern const GemmKernel kGemmVnniQ8x16;  // q8_0 in the q8x16 layout; AVX-512 VNNI (1..15 rows)
 extern const GemmKernel kGemmVnniK;      // q4_K, q6_K weights; AVX-512 BW + VNNI
 extern const GemmKernel kGemmVnniKBatch; // q4_K, q6_K weights; AVX-512 VNNI (small batches)
 extern const GemmKernel kGemmAvx512Float; // f32, f16 (F16C), bf16 (AVX512-BF16) weights
-extern const GemmKernel kGemmAmxBf16;    // any weight type (and q4x16) dequantized to bf16; AMX bf16 (batches)
+extern const GemmKernel kGemmAmxBf16;    // any weight type (and q4x16, q8x16) dequantized to bf16; AMX bf16 (batches)
 
-// repack_q4x16 (kernels/repack.h) for AVX-512 CPUs (repack_avx512.cpp); call only where
+// repack_q4x16 / repack_q8x16 (kernels/repack.h) for AVX-512 CPUs (repack_avx512.cpp); call only where
 // q4x16_available().
 void repack_q4x16_avx512(const MatRef& w, uint8_t* dst, int64_t g0, int64_t g1);
+void repack_q8x16_avx512(const MatRef& w, uint8_t* dst, int64_t g0, int64_t g1);
 }  // namespace wai::kernels

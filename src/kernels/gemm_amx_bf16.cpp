@@ -299,6 +299,43 @@ void pack_panel_q4x16(const uint8_t* w, size_t wstride, int64_t nr, int64_t kc, 
   }
 }
 
+// The same panel from q8_0 in the q8x16 layout: per record (one 32-column block of 16 rows) the 8
+// dword registers are transposed back to rows (the other 8 inputs zero), then dequantized as
+// pack_row does.
+void pack_panel_q8x16(const uint8_t* w, size_t wstride, int64_t nr, int64_t kc, size_t k0_bytes, uint8_t* panel,
+                      int64_t lda) {
+  for (int64_t j = 0; j < kPanel / kQ4x16Rows; ++j) {
+    uint8_t* dst = panel + j * kQ4x16Rows * lda;
+    if (j * kQ4x16Rows >= nr) {
+      for (int64_t i = 0; i < kQ4x16Rows; ++i) std::memset(dst + i * lda, 0, static_cast<size_t>(kc) * 2);
+      continue;
+    }
+    const uint8_t* rec = w + j * kQ4x16Rows * wstride + kQ4x16Rows * k0_bytes;
+    const char* far = reinterpret_cast<const char*>(rec + kPanel * wstride);
+    for (int64_t b = 0; b < kc / kQ8x16Cols; ++b, rec += kQ8x16RecordBytes, far += kQ8x16RecordBytes) {
+      for (size_t o = 0; o < kQ8x16RecordBytes; o += 64) {
+        _mm_prefetch(reinterpret_cast<const char*>(rec) + kPrefetchNearBytes + o, _MM_HINT_T0);
+        _mm_prefetch(far + o, _MM_HINT_T1);
+      }
+      __m512i r[16];
+      for (int g = 0; g < 8; ++g) {
+        r[g] = _mm512_loadu_si512(rec + 32 + 64 * g);
+        r[8 + g] = _mm512_setzero_si512();
+      }
+      transpose16(r);  // r[i], low 32 bytes: the block's 32 quants of row i, in column order
+      alignas(64) float d[16];
+      _mm512_store_ps(d, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec))));
+      for (int64_t i = 0; i < kQ4x16Rows; ++i) {
+        const __m512 di = _mm512_set1_ps(d[i]);
+        const __m512 f0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm512_castsi512_si128(r[i]))), di);
+        const __m512 f1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32(r[i], 1))), di);
+        const __m512bh h = _mm512_cvtne2ps_pbh(f1, f0);
+        _mm512_store_si512(dst + i * lda + b * kQ8x16Cols * 2, reinterpret_cast<const __m512i&>(h));
+      }
+    }
+  }
+}
+
 // C tile (16 rows x 16 tokens) -> y[token][row] for the valid rows / tokens.
 void store_transposed(const float* c, float* y, int64_t ldy, int64_t nrows, int64_t ntok) {
   __m512i r[16];
@@ -330,6 +367,7 @@ void run(const GemmArgs& a, int64_t r0, int64_t r1) {
       const int64_t rp = r0 + p * kPanel;
       const int64_t nr = r1 - rp < kPanel ? r1 - rp : kPanel;
       if (a.w.layout == MatLayout::kQ4x16) pack_panel_q4x16(a.w.data + rp * wstride, wstride, nr, kc, k0_bytes, panel, lda);
+      else if (a.w.layout == MatLayout::kQ8x16) pack_panel_q8x16(a.w.data + rp * wstride, wstride, nr, kc, k0_bytes, panel, lda);
       else pack_panel(type, a.w.data + rp * wstride, wstride, nr, kc, k0_bytes, f32, panel, lda);
       for (int64_t m = 0; m < mt; m += 2) {
         const bool two = m + 1 < mt;

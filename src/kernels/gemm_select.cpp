@@ -17,9 +17,9 @@ const GemmKernel& choose_gemm(DType wtype, int64_t n, int64_t cols, MatLayout la
   const bool vnni = f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni && f.f16c && f.fma && f.avx2;
   const bool amx_bf16 = vnni && f.avx512bf16 && f.amx_tile && f.amx_bf16;
   const bool batch = n >= kAmxBf16MinBatch && cols % 32 == 0;
-  if (layout == MatLayout::kQ4x16) {  // (the portable kernel reads it too: force_portable after a repack)
+  if (layout != MatLayout::kRows) {  // (the portable kernel reads them too: force_portable after a repack)
     if (amx_bf16 && batch) return kGemmAmxBf16;
-    if (vnni) return kGemmVnniQ4x16;
+    if (vnni) return layout == MatLayout::kQ8x16 ? kGemmVnniQ8x16 : kGemmVnniQ4x16;
     return kGemmPortable;
   }
   switch (wtype) {

@@ -2,6 +2,7 @@
 // vec_dot type, then splits the weight rows across the pool and runs the chosen slice kernel.
 #include "kernels/matmul.h"
 
+#include <atomic>
 #include <string>
 #include <vector>
 
@@ -26,14 +27,26 @@ void check_shapes(const MatRef& w, int64_t n) {
   if (w.layout == MatLayout::kQ4x16 &&
       (w.type != DType::Q4_0 || w.rows % kQ4x16Rows != 0 || w.cols % kQ4x16Cols != 0))
     fail(ErrorKind::kInvalidInput, "matmul: a q4x16 matrix must be q4_0 with rows % 16 == 0 and cols % 64 == 0");
+  if (w.layout == MatLayout::kQ8x16 && (w.type != DType::Q8_0 || w.rows % kQ4x16Rows != 0))
+    fail(ErrorKind::kInvalidInput, "matmul: a q8x16 matrix must be q8_0 with rows % 16 == 0");
 }
+
+std::atomic<int> g_in_flight{0};
+
+struct InFlight {
+  InFlight() { g_in_flight.fetch_add(1, std::memory_order_relaxed); }
+  ~InFlight() { g_in_flight.fetch_sub(1, std::memory_order_relaxed); }
+};
 
 // Multiply-adds below which matmul does not split across threads: ~10 us of one core's work.
 constexpr int64_t kSerialMaxWork = int64_t{1} << 18;
 
 }  // namespace
 
+int matmuls_in_flight() { return g_in_flight.load(std::memory_order_relaxed); }
+
 void matmul(const MatRef& w_in, const float* x, int64_t n, float* y, ThreadPool& pool) {
+  const InFlight busy;
   const MatRef w = current(w_in);  // (one copy for the whole call, even if a repack lands meanwhile)
   check_shapes(w, n);
   const DType vdt = vec_dot_type(w.type);
@@ -43,9 +56,10 @@ void matmul(const MatRef& w_in, const float* x, int64_t n, float* y, ThreadPool&
     return;
   }
   const GemmKernel* kp = &choose_gemm(w.type, n, w.cols, w.layout);
-  // A matrix whose q4x16 copy is still being made takes the kernel that copy will get (the batch
-  // kernel's arithmetic, bit-identical to kGemmVnniQ4x16) rather than the matrix-vector kernel (same
-  // products, another f32 order): results must not change when the copy lands mid-conversation.
+  // A matrix whose x16 copy is still being made takes the kernel that copy will get (the batch
+  // kernel's arithmetic, bit-identical to kGemmVnniQ4x16 / kGemmVnniQ8x16) rather than the
+  // matrix-vector kernel (same products, another f32 order): results must not change when the copy
+  // lands mid-conversation.
   if (kp == &kGemmVnniQ8 && w_in.repacked && w.layout == MatLayout::kRows) kp = &kGemmVnniBatch;
   const GemmKernel& k = *kp;
   // Products this small take less time than waking the pool's threads (microseconds): the calling
@@ -79,11 +93,11 @@ void matmul_reference(const MatRef& w_in, const float* x, int64_t n, float* y) {
   check_shapes(w, n);
   const size_t wstride = *row_bytes(w.type, w.cols);
   std::vector<float> row(static_cast<size_t>(w.cols));
-  std::vector<uint8_t> blocks(w.layout == MatLayout::kQ4x16 ? wstride : 0);
+  std::vector<uint8_t> blocks(w.layout != MatLayout::kRows ? wstride : 0);
   for (int64_t r = 0; r < w.rows; ++r) {
     const uint8_t* wr = w.data + static_cast<size_t>(r) * wstride;
-    if (w.layout == MatLayout::kQ4x16) {
-      q4x16_row(w, r, blocks.data());
+    if (w.layout != MatLayout::kRows) {
+      x16_row(w, r, blocks.data());
       wr = blocks.data();
     }
     dequantize_row(w.type, wr, row.data(), w.cols);

@@ -28,6 +28,7 @@ namespace wai::kernels {
 enum class MatLayout : uint8_t {
   kRows,   // ggml's (and GGUF's): row r's blocks at data + r * row_bytes(type, cols)
   kQ4x16,  // q4_0 regrouped in 16-row x 64-column records for the AVX-512 kernels (kernels/repack.h)
+  kQ8x16,  // q8_0 regrouped in 16-row x 32-column records, likewise
 };
 
 struct MatRef {
@@ -37,7 +38,8 @@ struct MatRef {
   int64_t cols = 0;  // multiple of the type's block size
   MatLayout layout = MatLayout::kRows;
   // Set by an owner that repacks the matrix while it is in use (model::Model, in the background):
-  // once the slot holds a pointer, matmul reads that copy, in layout kQ4x16, instead of `data`.
+  // once the slot holds a pointer, matmul reads that copy, in layout kQ4x16 (q4_0) or kQ8x16 (q8_0),
+  // instead of `data`.
   // The slot and both copies outlive every matmul on this MatRef.
   const std::atomic<const uint8_t*>* repacked = nullptr;
 };
@@ -46,11 +48,14 @@ struct MatRef {
 inline MatRef current(const MatRef& w) {
   if (w.repacked)
     if (const uint8_t* p = w.repacked->load(std::memory_order_acquire))
-      return MatRef{w.type, p, w.rows, w.cols, MatLayout::kQ4x16, nullptr};
+      return MatRef{w.type, p, w.rows, w.cols, w.type == DType::Q8_0 ? MatLayout::kQ8x16 : MatLayout::kQ4x16, nullptr};
   return w;
 }
 
 void matmul(const MatRef& w, const float* x, int64_t n, float* y, ThreadPool& pool);
+
+// matmul calls running now, in this process (background work such as the weight repack yields to them).
+int matmuls_in_flight();
 
 // Reference: dequantize W to f32 and multiply in f64-accumulated f32 (tests only; slow).
 void matmul_reference(const MatRef& w, const float* x, int64_t n, float* y);

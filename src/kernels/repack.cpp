@@ -1,4 +1,4 @@
-// q4x16 repacking (see repack.h). The portable version works on 64-bit words: one row's two blocks
+// q4x16 / q8x16 repacking (see repack.h). The portable version works on 64-bit words: one row's two blocks
 // (2 x 16 bytes of nibbles) become 8 dwords, the low-nibble words of both blocks merged into one and
 // the high-nibble words into another; the AVX-512 one (repack_avx512.cpp) does 16 rows at once.
 #include "kernels/repack.h"
@@ -15,13 +15,60 @@ namespace {
 constexpr uint64_t kLo = 0x0F0F0F0F0F0F0F0FULL;
 constexpr uint64_t kHi = 0xF0F0F0F0F0F0F0F0ULL;
 
+bool x16_cpu() {
+  const CpuFeatures& f = cpu_features();
+  return f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni && f.f16c && f.fma && f.avx2;
+}
+
 }  // namespace
 
 bool q4x16_available(const MatRef& w) {
-  const CpuFeatures& f = cpu_features();
   return w.type == DType::Q4_0 && w.layout == MatLayout::kRows && w.rows > 0 && w.rows % kQ4x16Rows == 0 &&
-         w.cols > 0 && w.cols % kQ4x16Cols == 0 && f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni && f.f16c &&
-         f.fma && f.avx2;
+         w.cols > 0 && w.cols % kQ4x16Cols == 0 && x16_cpu();
+}
+
+bool q8x16_available(const MatRef& w) {
+  return w.type == DType::Q8_0 && w.layout == MatLayout::kRows && w.rows > 0 && w.rows % kQ4x16Rows == 0 &&
+         w.cols > 0 && w.cols % kQ8x16Cols == 0 && x16_cpu();
+}
+
+void repack_x16(const MatRef& w, uint8_t* dst, int64_t g0, int64_t g1) {
+  if (w.type == DType::Q8_0) repack_q8x16(w, dst, g0, g1);
+  else repack_q4x16(w, dst, g0, g1);
+}
+
+void x16_row(const MatRef& w, int64_t row, uint8_t* out) {
+  if (w.layout == MatLayout::kQ8x16) q8x16_row(w, row, out);
+  else q4x16_row(w, row, out);
+}
+
+void repack_q8x16(const MatRef& w, uint8_t* dst, int64_t g0, int64_t g1) {
+  if (q8x16_available(w)) repack_q8x16_avx512(w, dst, g0, g1);
+  else repack_q8x16_portable(w, dst, g0, g1);
+}
+
+void repack_q8x16_portable(const MatRef& w, uint8_t* dst, int64_t g0, int64_t g1) {
+  const int64_t nb = w.cols / kQK0;
+  const size_t stride = static_cast<size_t>(nb) * sizeof(BlockQ8_0);
+  for (int64_t g = g0; g < g1; ++g)
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t* rec = dst + static_cast<size_t>(g * nb + b) * kQ8x16RecordBytes;
+      for (int64_t i = 0; i < kQ4x16Rows; ++i) {
+        const auto* blk = reinterpret_cast<const BlockQ8_0*>(w.data + static_cast<size_t>(g * kQ4x16Rows + i) * stride) + b;
+        std::memcpy(rec + 2 * i, &blk->d, 2);
+        for (int j = 0; j < 8; ++j) std::memcpy(rec + 32 + 64 * j + 4 * i, blk->qs + 4 * j, 4);
+      }
+    }
+}
+
+void q8x16_row(const MatRef& w, int64_t row, uint8_t* out) {
+  const int64_t nb = w.cols / kQK0, g = row / kQ4x16Rows, i = row % kQ4x16Rows;
+  auto* blocks = reinterpret_cast<BlockQ8_0*>(out);
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* rec = w.data + static_cast<size_t>(g * nb + b) * kQ8x16RecordBytes;
+    std::memcpy(&blocks[b].d, rec + 2 * i, 2);
+    for (int j = 0; j < 8; ++j) std::memcpy(blocks[b].qs + 4 * j, rec + 32 + 64 * j + 4 * i, 4);
+  }
 }
 
 void repack_q4x16(const MatRef& w, uint8_t* dst, int64_t g0, int64_t g1) {

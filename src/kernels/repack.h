@@ -15,6 +15,10 @@
 // an activation dword, and an AMX int8 B tile row), and one thread's rows are one linear stream. Group
 // g takes exactly the bytes rows 16 g .. 16 g + 15 take in GGUF's layout, so sizes and offsets match.
 // Needs rows % 16 == 0 and cols % 64 == 0 (every Mistral / Llama 7B matrix).
+//
+// q8_0 likewise ("q8x16", MatLayout::kQ8x16): record (g, b) of 16 rows x one 32-column block, 544 bytes
+// at data + (g * cols / 32 + b) * 544: uint16_t d[16] (f16 scale of row 16 g + i), int8_t q[8][64] with
+// q[j][4 i + c] = quant of element 4 j + c of block b of row 16 g + i. Needs rows % 16 == 0.
 #pragma once
 
 #include <cstddef>
@@ -40,5 +44,20 @@ void repack_q4x16_portable(const MatRef& w, uint8_t* dst, int64_t g0, int64_t g1
 
 // Row `row` of a q4x16 matrix back in GGUF's layout: cols / 32 blocks of 18 bytes at out.
 void q4x16_row(const MatRef& w, int64_t row, uint8_t* out);
+
+inline constexpr int64_t kQ8x16Cols = 32;
+inline constexpr size_t kQ8x16RecordBytes = 544;
+
+// The same for q8_0 and q8x16 (rows % 16 == 0).
+bool q8x16_available(const MatRef& w);
+void repack_q8x16(const MatRef& w, uint8_t* dst, int64_t g0, int64_t g1);
+void repack_q8x16_portable(const MatRef& w, uint8_t* dst, int64_t g0, int64_t g1);
+void q8x16_row(const MatRef& w, int64_t row, uint8_t* out);
+
+// Either: whether w's type has a x16 layout this CPU's kernels read, the repack into it, and a row of
+// a repacked matrix (w.layout kQ4x16 or kQ8x16) back in GGUF's layout.
+inline bool x16_available(const MatRef& w) { return q4x16_available(w) || q8x16_available(w); }
+void repack_x16(const MatRef& w, uint8_t* dst, int64_t g0, int64_t g1);
+void x16_row(const MatRef& w, int64_t row, uint8_t* out);
 
 }  // namespace wai::kernels

@@ -157,8 +157,8 @@ std::shared_ptr<const Model> Model::from_file(gguf::File file, const LoadOptions
     std::vector<kernels::MatRef*> mats;  // in the order a forward pass reads them
     for (auto& L : m->layers_)
       for (auto* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
-        if (kernels::q4x16_available(*w)) mats.push_back(w);
-    if (kernels::q4x16_available(m->output_)) mats.push_back(&m->output_);
+        if (kernels::x16_available(*w)) mats.push_back(w);
+    if (kernels::x16_available(m->output_)) mats.push_back(&m->output_);
     if (!mats.empty())
       m->repack_ = std::make_unique<WeightRepack>(mats, f.mapped() && !opts.copy_weights, opts.repack_threads);
   }

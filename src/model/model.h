@@ -47,8 +47,8 @@ struct LoadOptions {
   // (llama.cpp's --no-mmap). Costs a copy at load time; decode streams the weights through 2 MiB
   // pages instead of 4 KiB page-cache pages (far fewer TLB misses). Default: keep the zero-copy mmap.
   bool copy_weights = false;
-  // Regroup q4_0 matrices into the layout the AVX-512 kernels stream fastest (kernels/repack.h), on a
-  // background thread after the load returns (model/weight_repack.h). Results are bit-identical
+  // Regroup q4_0 and q8_0 matrices into the layouts the AVX-512 kernels stream fastest
+  // (kernels/repack.h), on background threads after the load returns (model/weight_repack.h). Results are bit-identical
   // before, during and after it. Off: GGUF's layout throughout.
   bool repack = true;
   // Its threads (nice 10: below the serving threads). Most of its time is the kernel zeroing the

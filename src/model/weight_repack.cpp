@@ -17,7 +17,12 @@
 namespace wai::model {
 namespace {
 
-constexpr int64_t kGroupsPerStep = 64;  // row groups between checks of the stop flag (~0.5 MiB)
+constexpr int64_t kGroupsPerStep = 64;  // row groups per step (2-4 MiB on 7B shapes, ~1-3 ms)
+// While a forward pass runs (kernels::matmuls_in_flight() > 0), each step is followed by a pause of
+// this many times its own length: the repack then takes ~1/4 of the memory bandwidth it would (it
+// streams two copies and the kernel zeroes a third, which slowed a first token right after the load
+// ~2x even at nice 10), yet always progresses under a steady load.
+constexpr int kBusyPauseFactor = 3;
 
 // The whole pages inside [p, p + n).
 void drop_pages(const uint8_t* p, size_t n) {
@@ -81,8 +86,11 @@ void WeightRepack::run(int index) {
     uint8_t* dst = copy_ + it.offset;
     const int64_t groups = it.src.rows / kernels::kQ4x16Rows;
     const int64_t g1 = groups * (index + 1) / n_threads_;
-    for (int64_t g = groups * index / n_threads_; g < g1 && !stop_.load(std::memory_order_relaxed); g += kGroupsPerStep)
-      kernels::repack_q4x16(it.src, dst, g, std::min(g1, g + kGroupsPerStep));
+    for (int64_t g = groups * index / n_threads_; g < g1 && !stop_.load(std::memory_order_relaxed); g += kGroupsPerStep) {
+      const auto s0 = std::chrono::steady_clock::now();
+      kernels::repack_x16(it.src, dst, g, std::min(g1, g + kGroupsPerStep));
+      if (kernels::matmuls_in_flight() > 0) std::this_thread::sleep_for((std::chrono::steady_clock::now() - s0) * kBusyPauseFactor);
+    }
     if (stop_.load()) break;
     if (pending_[k].fetch_sub(1, std::memory_order_acq_rel) == 1) {  // the last thread on this matrix
       it.slot->store(dst, std::memory_order_release);

@@ -1,8 +1,8 @@
-// Regroups a model's q4_0 matrices into the q4x16 layout (kernels/repack.h) on a background thread,
-// while the model already serves from GGUF's layout.
+// Regroups a model's q4_0 and q8_0 matrices into the q4x16 / q8x16 layouts (kernels/repack.h) on
+// background threads, while the model already serves from GGUF's layout.
 //
-// Why in the background: the q4x16 kernels stream the weights ~20-35% faster in decode, but
-// rewriting a 4 GB model takes ~2 s, and the model must be ready to serve within a second of start.
+// Why in the background: the x16 kernels stream the weights ~20-35% faster in decode, but
+// rewriting a 4 GB model takes 1-2 s, and the model must be ready to serve within a second of start.
 // So a load maps the file and returns at once; this job then fills a second copy matrix by matrix
 // (layer order, as a forward pass reads them) and publishes each through its MatRef's `repacked`
 // slot (release store; matmul's acquire load picks it up at its next call, a call in flight finishes

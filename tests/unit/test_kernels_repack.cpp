@@ -1,7 +1,8 @@
-// The q4x16 layout (kernels/repack.h): the repack against the layout as documented (an independent
-// transcription), the way back, and every kernel that reads it against the same kernel family on
-// GGUF's layout: the VNNI kernel bit-identical to the transposing batch kernel at 1..15 rows, the
-// AMX-BF16 packer bit-identical to the row packer, the portable path and the reference identical.
+// The q4x16 and q8x16 layouts (kernels/repack.h): the repack against the layout as documented (an
+// independent transcription), the way back, and every kernel that reads them against the same kernel
+// family on GGUF's layout: the VNNI kernels bit-identical to the transposing batch kernel at 1..15
+// rows, the AMX-BF16 packers bit-identical to the row packer, the portable path and the reference
+// identical.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -23,25 +24,32 @@ namespace wai::kernels {
 namespace {
 
 struct Q4 {
+  DType type;
   int64_t rows, cols;
   std::vector<uint8_t> gguf, x16;
-  MatRef native() const { return {DType::Q4_0, gguf.data(), rows, cols}; }
-  MatRef packed() const { return {DType::Q4_0, x16.data(), rows, cols, MatLayout::kQ4x16}; }
+  MatRef native() const { return {type, gguf.data(), rows, cols}; }
+  MatRef packed() const {
+    return {type, x16.data(), rows, cols, type == DType::Q8_0 ? MatLayout::kQ8x16 : MatLayout::kQ4x16};
+  }
 };
 
-Q4 make_q4(int64_t rows, int64_t cols, uint32_t seed) {
+Q4 make_w(DType t, int64_t rows, int64_t cols, uint32_t seed) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> g(0.0f, 0.05f);
   std::vector<float> f(static_cast<size_t>(rows * cols));
   for (auto& v : f) v = g(rng);
-  const size_t rb = *row_bytes(DType::Q4_0, cols);
-  Q4 w{rows, cols, std::vector<uint8_t>(rb * rows), std::vector<uint8_t>(rb * rows)};
-  for (int64_t r = 0; r < rows; ++r) quantize_row(DType::Q4_0, f.data() + r * cols, w.gguf.data() + r * rb, cols);
+  const size_t rb = *row_bytes(t, cols);
+  Q4 w{t, rows, cols, std::vector<uint8_t>(rb * rows), std::vector<uint8_t>(rb * rows)};
+  for (int64_t r = 0; r < rows; ++r) quantize_row(t, f.data() + r * cols, w.gguf.data() + r * rb, cols);
   const int64_t groups = rows / kQ4x16Rows;
-  repack_q4x16(w.native(), w.x16.data(), 0, groups / 2);  // in two ranges, as threads would
-  repack_q4x16(w.native(), w.x16.data(), groups / 2, groups);
+  repack_x16(w.native(), w.x16.data(), 0, groups / 2);  // in two ranges, as threads would
+  repack_x16(w.native(), w.x16.data(), groups / 2, groups);
   return w;
 }
+
+Q4 make_q4(int64_t rows, int64_t cols, uint32_t seed) { return make_w(DType::Q4_0, rows, cols, seed); }
+
+constexpr DType kBoth[] = {DType::Q4_0, DType::Q8_0};
 
 std::vector<float> activations(int64_t n, int64_t cols, uint32_t seed) {
   std::mt19937 rng(seed);
@@ -98,27 +106,56 @@ TEST(Repack, RecordsHoldTheDocumentedBytes) {
     }
 }
 
-// Both implementations write the same bytes (make_q4 uses the dispatched one).
+TEST(Repack, Q8RecordsHoldTheDocumentedBytes) {
+  const Q4 w = make_w(DType::Q8_0, 48, 96, 9);
+  const size_t rb = *row_bytes(DType::Q8_0, w.cols);
+  const int64_t nb = w.cols / 32;
+  for (int64_t g = 0; g < w.rows / 16; ++g)
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* rec = w.x16.data() + (g * nb + b) * 544;
+      for (int i = 0; i < 16; ++i) {
+        const auto* blk = reinterpret_cast<const BlockQ8_0*>(w.gguf.data() + (16 * g + i) * rb) + b;
+        uint16_t d;
+        std::memcpy(&d, rec + 2 * i, 2);
+        EXPECT_EQ(d, blk->d);
+        for (int j = 0; j < 8; ++j)
+          for (int c = 0; c < 4; ++c)
+            ASSERT_EQ(static_cast<int8_t>(rec[32 + 64 * j + 4 * i + c]), blk->qs[4 * j + c])
+                << "g " << g << " b " << b << " row " << i << " j " << j << " c " << c;
+      }
+    }
+}
+
+// Both implementations write the same bytes (make_w uses the dispatched one).
 TEST(Repack, PortableAndDispatchedAgree) {
-  const Q4 w = make_q4(160, 4096, 8);
-  std::vector<uint8_t> port(w.x16.size());
-  repack_q4x16_portable(w.native(), port.data(), 0, w.rows / 16);
-  EXPECT_EQ(port, w.x16);
+  for (DType t : kBoth) {
+    const Q4 w = make_w(t, 160, 4096, 8);
+    std::vector<uint8_t> port(w.x16.size());
+    if (t == DType::Q8_0) repack_q8x16_portable(w.native(), port.data(), 0, w.rows / 16);
+    else repack_q4x16_portable(w.native(), port.data(), 0, w.rows / 16);
+    EXPECT_EQ(port, w.x16) << dtype_name(t);
+  }
 }
 
 TEST(Repack, RowsComeBackUnchanged) {
-  const Q4 w = make_q4(64, 4096, 2);
-  const size_t rb = *row_bytes(DType::Q4_0, w.cols);
-  std::vector<uint8_t> row(rb);
-  for (int64_t r = 0; r < w.rows; ++r) {
-    q4x16_row(w.packed(), r, row.data());
-    ASSERT_EQ(0, std::memcmp(row.data(), w.gguf.data() + r * rb, rb)) << "row " << r;
+  for (DType t : kBoth) {
+    const Q4 w = make_w(t, 64, 4096, 2);
+    const size_t rb = *row_bytes(t, w.cols);
+    std::vector<uint8_t> row(rb);
+    for (int64_t r = 0; r < w.rows; ++r) {
+      x16_row(w.packed(), r, row.data());
+      ASSERT_EQ(0, std::memcmp(row.data(), w.gguf.data() + r * rb, rb)) << dtype_name(t) << " row " << r;
+    }
   }
 }
 
 TEST(Repack, AvailableOnlyForWholeRecords) {
   std::vector<uint8_t> buf(1);
   EXPECT_FALSE(q4x16_available({DType::Q8_0, buf.data(), 16, 64}));
+  EXPECT_FALSE(q8x16_available({DType::Q4_0, buf.data(), 16, 64}));
+  EXPECT_FALSE(q8x16_available({DType::Q8_0, buf.data(), 24, 64}));
+  EXPECT_FALSE(x16_available({DType::Q4_K, buf.data(), 16, 256}));
+  EXPECT_EQ(q8x16_available({DType::Q8_0, buf.data(), 16, 96}), has_vnni());
   EXPECT_FALSE(q4x16_available({DType::Q4_0, buf.data(), 24, 64}));
   EXPECT_FALSE(q4x16_available({DType::Q4_0, buf.data(), 16, 96}));
   EXPECT_FALSE(q4x16_available({DType::Q4_0, buf.data(), 16, 64, MatLayout::kQ4x16}));
@@ -130,22 +167,25 @@ TEST(Repack, AvailableOnlyForWholeRecords) {
 // one record per group and at 7B's row length.
 TEST(Repack, VnniKernelBitIdenticalToBatchKernel) {
   if (!has_vnni()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
-  for (int64_t cols : {int64_t{64}, int64_t{4096}}) {
-    const Q4 w = make_q4(160, cols, 3);
-    for (int64_t n = 1; n <= 15; ++n) {
-      const auto x = activations(n, cols, 10 + static_cast<uint32_t>(n));
-      const auto want = run_kernel(kGemmVnniBatch, w.native(), x, n);
-      const auto got = run_kernel(kGemmVnniQ4x16, w.packed(), x, n);
-      ASSERT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float))) << "cols " << cols << " n " << n;
+  for (DType t : kBoth)
+    for (int64_t cols : {int64_t{64}, int64_t{4096}}) {
+      const Q4 w = make_w(t, 160, cols, 3);
+      for (int64_t n = 1; n <= 15; ++n) {
+        const auto x = activations(n, cols, 10 + static_cast<uint32_t>(n));
+        const auto want = run_kernel(kGemmVnniBatch, w.native(), x, n);
+        const auto got = run_kernel(t == DType::Q8_0 ? kGemmVnniQ8x16 : kGemmVnniQ4x16, w.packed(), x, n);
+        ASSERT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float)))
+            << dtype_name(t) << " cols " << cols << " n " << n;
+      }
     }
-  }
 }
 
 // Through matmul (dispatch, thread split) at decode and batch sizes: the q4x16 copy gives the batch
 // kernel's exact results, and the portable path gives the same on either layout.
 TEST(Repack, MatmulOnEitherLayoutAgrees) {
   ThreadPool pool(2);
-  const Q4 w = make_q4(320, 1024, 4);
+  for (DType t : kBoth) {
+  const Q4 w = make_w(t, 320, 1024, 4);
   for (int64_t n : {1, 2, 8, 15}) {
     const auto x = activations(n, w.cols, 20 + static_cast<uint32_t>(n));
     std::vector<float> a(n * w.rows), b(n * w.rows);
@@ -159,6 +199,7 @@ TEST(Repack, MatmulOnEitherLayoutAgrees) {
     force_portable(false);
     EXPECT_EQ(a, b) << "portable, n " << n;
   }
+  }
 }
 
 // The AMX-BF16 kernel packs the same bf16 panels from either layout: identical results, with one K
@@ -166,24 +207,27 @@ TEST(Repack, MatmulOnEitherLayoutAgrees) {
 TEST(Repack, AmxBf16PanelsIdenticalFromEitherLayout) {
   if (&choose_gemm(DType::Q4_0, 16, 256, MatLayout::kQ4x16) != &kGemmAmxBf16) GTEST_SKIP() << "no AMX-BF16 on this CPU";
   ThreadPool pool(2);
+  for (DType t : kBoth)
   for (int64_t rows : {16, 48, 160})
     for (auto [cols, n] : {std::pair<int64_t, int64_t>{256, 16}, {2304, 33}, {2304, 256}}) {
-      const Q4 w = make_q4(rows, cols, 5 + static_cast<uint32_t>(rows));
+      const Q4 w = make_w(t, rows, cols, 5 + static_cast<uint32_t>(rows));
       const auto x = activations(n, cols, 30 + static_cast<uint32_t>(n));
       std::vector<float> a(n * rows), b(n * rows);
       matmul(w.native(), x.data(), n, a.data(), pool);
       matmul(w.packed(), x.data(), n, b.data(), pool);
-      EXPECT_EQ(a, b) << "rows " << rows << " cols " << cols << " n " << n;
+      EXPECT_EQ(a, b) << dtype_name(t) << " rows " << rows << " cols " << cols << " n " << n;
     }
 }
 
 TEST(Repack, ReferenceReadsEitherLayout) {
-  const Q4 w = make_q4(32, 128, 6);
-  const auto x = activations(3, w.cols, 40);
-  std::vector<float> a(3 * w.rows), b(3 * w.rows);
-  matmul_reference(w.native(), x.data(), 3, a.data());
-  matmul_reference(w.packed(), x.data(), 3, b.data());
-  EXPECT_EQ(a, b);
+  for (DType t : kBoth) {
+    const Q4 w = make_w(t, 32, 128, 6);
+    const auto x = activations(3, w.cols, 40);
+    std::vector<float> a(3 * w.rows), b(3 * w.rows);
+    matmul_reference(w.native(), x.data(), 3, a.data());
+    matmul_reference(w.packed(), x.data(), 3, b.data());
+    EXPECT_EQ(a, b) << dtype_name(t);
+  }
 }
 
 // A MatRef with a repack slot reads GGUF's copy until the slot holds the q4x16 copy, then that one;
@@ -220,6 +264,8 @@ TEST(Repack, MatmulRejectsMalformedQ4x16) {
   EXPECT_THROW(matmul({DType::Q8_0, buf.data(), 16, 64, MatLayout::kQ4x16}, x, 1, y, pool), Error);
   EXPECT_THROW(matmul({DType::Q4_0, buf.data(), 24, 64, MatLayout::kQ4x16}, x, 1, y, pool), Error);
   EXPECT_THROW(matmul({DType::Q4_0, buf.data(), 16, 96, MatLayout::kQ4x16}, x, 1, y, pool), Error);
+  EXPECT_THROW(matmul({DType::Q4_0, buf.data(), 16, 64, MatLayout::kQ8x16}, x, 1, y, pool), Error);
+  EXPECT_THROW(matmul({DType::Q8_0, buf.data(), 24, 64, MatLayout::kQ8x16}, x, 1, y, pool), Error);
 }
 
 }  // namespace

@@ -26,7 +26,7 @@ namespace wai::model {
 namespace {
 
 // Every matrix repackable (rows % 16, cols % 64) except the 101-row output head.
-SynthSpec q4_spec(int64_t layers = 2) {
+SynthSpec q4_spec(int64_t layers = 2, DType type = DType::Q4_0) {
   SynthSpec s;
   s.dim = 128;
   s.n_layers = layers;
@@ -34,7 +34,7 @@ SynthSpec q4_spec(int64_t layers = 2) {
   s.n_kv_heads = 2;
   s.ff = 256;
   s.n_vocab = 101;
-  s.type = DType::Q4_0;
+  s.type = type;
   s.seed = 11;
   return s;
 }
@@ -73,18 +73,21 @@ bool q4x16_cpu() {
   return kernels::q4x16_available({DType::Q4_0, b.data(), 16, 64});
 }
 
-TEST(ModelRepack, TakesEveryRepackableQ4Matrix) {
+TEST(ModelRepack, TakesEveryRepackableMatrix) {
   if (!q4x16_cpu()) GTEST_SKIP() << "no AVX-512 VNNI: nothing is repacked";
   ThreadPool pool(2);
-  const auto bytes = synthetic_bytes(q4_spec(), nullptr, pool);
+  for (DType type : {DType::Q4_0, DType::Q8_0}) {
+  SCOPED_TRACE(std::string(dtype_name(type)));
+  const auto bytes = synthetic_bytes(q4_spec(2, type), nullptr, pool);
   auto m = Model::from_file(gguf::File::parse(bytes));
   ASSERT_NE(m->repack(), nullptr);
   m->wait_for_repack();
   EXPECT_TRUE(m->repack()->done());
   size_t want = 0;
   for (const auto* w : matrices(*m)) {
-    const bool take = w->rows % 16 == 0 && w->cols % 64 == 0;
-    EXPECT_EQ(kernels::current(*w).layout, take ? kernels::MatLayout::kQ4x16 : kernels::MatLayout::kRows)
+    const bool take = w->rows % 16 == 0 && w->cols % (type == DType::Q4_0 ? 64 : 32) == 0;
+    const auto x16 = type == DType::Q4_0 ? kernels::MatLayout::kQ4x16 : kernels::MatLayout::kQ8x16;
+    EXPECT_EQ(kernels::current(*w).layout, take ? x16 : kernels::MatLayout::kRows)
         << w->rows << " x " << w->cols;
     EXPECT_EQ(w->layout, kernels::MatLayout::kRows);  // the MatRef itself still describes GGUF's copy
     if (take) want += *row_bytes(w->type, w->cols) * w->rows;
@@ -96,6 +99,7 @@ TEST(ModelRepack, TakesEveryRepackableQ4Matrix) {
   auto plain = Model::from_file(gguf::File::parse(bytes), off);
   EXPECT_EQ(plain->repack(), nullptr);
   for (const auto* w : matrices(*plain)) EXPECT_EQ(kernels::current(*w).layout, kernels::MatLayout::kRows);
+  }
 }
 
 // Right after the load (repack in flight or done) and after it: the same bits, for decode steps and
@@ -106,7 +110,9 @@ TEST(ModelRepack, TakesEveryRepackableQ4Matrix) {
 // test_model_forward allows 0.25 for the same reason).
 TEST(ModelRepack, SameLogitsBeforeDuringAndAfter) {
   ThreadPool pool(2);
-  const auto bytes = synthetic_bytes(q4_spec(4), nullptr, pool);
+  for (DType type : {DType::Q4_0, DType::Q8_0}) {
+  SCOPED_TRACE(std::string(dtype_name(type)));
+  const auto bytes = synthetic_bytes(q4_spec(4, type), nullptr, pool);
   const auto seq = ids(40);
   for (int64_t chunk : {int64_t{1}, int64_t{20}}) {
     auto m = Model::from_file(gguf::File::parse(bytes));
@@ -118,6 +124,7 @@ TEST(ModelRepack, SameLogitsBeforeDuringAndAfter) {
     const auto plain = logits(Model::from_file(gguf::File::parse(bytes), off), seq, chunk, pool);
     ASSERT_EQ(plain.size(), early.size());
     for (size_t i = 0; i < plain.size(); ++i) ASSERT_NEAR(plain[i], early[i], 0.25) << "chunk " << chunk << " at " << i;
+  }
   }
 }
 

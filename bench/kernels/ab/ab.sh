@@ -24,7 +24,7 @@ done
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 # Every exported kernel name is renamed, whichever the file defines.
-names="kGemmPortable kGemmVnniQ8 kGemmVnniBatch kGemmVnniQ4x16 kGemmVnniK kGemmVnniKBatch kGemmAvx512Float kGemmAmxBf16"
+names="kGemmPortable kGemmVnniQ8 kGemmVnniBatch kGemmVnniQ4x16 kGemmVnniQ8x16 kGemmVnniK kGemmVnniKBatch kGemmAvx512Float kGemmAmxBf16"
 objs=()
 letters=(A B C)
 for i in "${!variants[@]}"; do
