@@ -52,7 +52,7 @@ const char* kUsage =
     "usage: wai bench -m MODEL [-p 512] [-n 128] [-t THREADS] [--batch B] [--batch-size 512] [-r 5]\n"
     "                 [--json] [--sliding-window N] [--ctx-depth D] [--ctx-fill synthetic|prefill] [--seed 1234]\n"
     "                 [--no-mmap]   (copy the weights into huge-page memory instead of reading the mapping)\n"
-    "                 [--no-repack] (keep q4_0 in GGUF's layout instead of the kernels' q4x16 layout)\n"
+    "                 [--no-repack] (keep q4_0 / q8_0 in GGUF's layout instead of the kernels' x16 layouts)\n"
     "  -p N              prompt tokens prefilled per sequence (0: no prefill)\n"
     "  -n N              tokens decoded one at a time per sequence after the prompt\n"
     "  -t THREADS        default: all hardware threads\n"
@@ -345,7 +345,7 @@ int cmd_bench(int argc, char** argv) {
   Bench bench(o, m, pool);
   bench.first_token();
   const double first_token_s = seconds_since(t_start);  // load + pool/cache setup + the first forward pass
-  // The q4_0 repack runs in the background from the load on (model/weight_repack.h): the first token
+  // The q4_0 / q8_0 repack runs in the background from the load on (model/weight_repack.h): the first token
   // above is served while it runs, as a server's would be; the timed runs below measure the steady
   // state, after it.
   m->wait_for_repack();
@@ -413,7 +413,7 @@ int cmd_bench(int argc, char** argv) {
   if (!pre.empty()) row("pp" + std::to_string(o.p) + at, sp);
   if (!dec.empty()) row("tg" + std::to_string(o.n) + at, sd);
   if (m->repack())
-    std::printf("\nq4_0 weights repacked to q4x16 in the background: %s ready %.3f s after start\n",
+    std::printf("\nq4_0 / q8_0 weights repacked to q4x16 / q8x16 in the background: %s ready %.3f s after start\n",
                 human_bytes(static_cast<double>(m->repack()->bytes())).c_str(), repack_s);
   std::printf("\nload %.3f s, first token %.3f s, peak RSS %s, KV cache %s (%" PRId64 " x %" PRId64
               " positions, window %" PRId64 "), %" PRId64 " reps + 1 warm-up, weights read per decode step %s\n",

@@ -23,6 +23,7 @@ constexpr int64_t kGroupsPerStep = 64;  // row groups per step (2-4 MiB on 7B sh
 // streams two copies and the kernel zeroes a third, which slowed a first token right after the load
 // ~2x even at nice 10), yet always progresses under a steady load.
 constexpr int kBusyPauseFactor = 3;
+constexpr std::chrono::milliseconds kMaxPause{20};  // (a step the scheduler stretched; and a prompt stop)
 
 // The whole pages inside [p, p + n).
 void drop_pages(const uint8_t* p, size_t n) {
@@ -89,7 +90,9 @@ void WeightRepack::run(int index) {
     for (int64_t g = groups * index / n_threads_; g < g1 && !stop_.load(std::memory_order_relaxed); g += kGroupsPerStep) {
       const auto s0 = std::chrono::steady_clock::now();
       kernels::repack_x16(it.src, dst, g, std::min(g1, g + kGroupsPerStep));
-      if (kernels::matmuls_in_flight() > 0) std::this_thread::sleep_for((std::chrono::steady_clock::now() - s0) * kBusyPauseFactor);
+      if (kernels::matmuls_in_flight() > 0)
+        std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+            (std::chrono::steady_clock::now() - s0) * kBusyPauseFactor, kMaxPause));
     }
     if (stop_.load()) break;
     if (pending_[k].fetch_sub(1, std::memory_order_acq_rel) == 1) {  // the last thread on this matrix
