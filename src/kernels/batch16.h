@@ -1,6 +1,6 @@
-// The shared driver of the batch kernels that hold 16 weight rows per register (gemm_vnni_batch.cpp,
-// gemm_vnni_k_batch.cpp): 16-row groups, activation rows in passes of at most 8, the gather index
-// of the rows' records. Internal linkage; include only from translation units compiled for AVX-512
+// The shared drivers of the kernels that hold 16 weight rows per register (gemm_vnni_batch.cpp,
+// gemm_vnni_k_batch.cpp, and the x16 ones): 16-row groups, activation rows in passes of at most 8,
+// the gather index of the rows' records. Internal linkage; include only from translation units compiled for AVX-512
 // (the functions take the includer's target), after immintrin.h.
 #pragma once
 
@@ -73,6 +73,23 @@ inline void for_each_group(const GemmArgs& a, int64_t r0, int64_t r1, size_t str
     for (int64_t k = 0, t0 = 0; k < passes; ++k) {
       const int64_t t1 = a.n * (k + 1) / passes;
       group(w, r, valid, t0, t1, k == 0 ? next : reinterpret_cast<const char*>(w));
+      t0 = t1;
+    }
+  }
+}
+
+// The x16 kernels' driver (kernels/repack.h): group(rec, r, t0, t1) for every 16-row group (first row r) of weight
+// rows [r0, r1) (rec: its first record; records_per_group records of record_bytes follow) and every
+// pass [t0, t1) of at most 8 activation rows, near-equal as in for_each_group.
+template <class G>
+inline void for_each_x16_group(const GemmArgs& a, int64_t r0, int64_t r1, int64_t records_per_group, size_t record_bytes,
+                               G&& group) {
+  const int64_t passes = (a.n + kMaxPassRows - 1) / kMaxPassRows;
+  for (int64_t r = r0; r < r1; r += kGroupRows) {
+    const uint8_t* rec = a.w.data + static_cast<size_t>(r / kGroupRows * records_per_group) * record_bytes;
+    for (int64_t k = 0, t0 = 0; k < passes; ++k) {
+      const int64_t t1 = a.n * (k + 1) / passes;
+      group(rec, r, t0, t1);
       t0 = t1;
     }
   }

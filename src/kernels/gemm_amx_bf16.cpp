@@ -253,13 +253,14 @@ void pack_panel(DType type, const uint8_t* w, size_t wstride, int64_t nr, int64_
   }
 }
 
-// The same panel from q4_0 in the q4x16 layout (kernels/repack.h): the panel's two row groups, K
-// columns [k0, k0 + kc) (records k0 / 64 on; k0_bytes is GGUF's offset of k0 in a row, a 16th of the
-// records' offset). Per record the 16 dword registers (q & 0x0F: block 2p, q >> 4: block 2p + 1) are
-// transposed back to rows, then each row dequantizes as pack_row does: the same bf16 values.
-void pack_panel_q4x16(const uint8_t* w, size_t wstride, int64_t nr, int64_t kc, size_t k0_bytes, uint8_t* panel,
-                      int64_t lda) {
-  const __m512i m = _mm512_set1_epi8(0x0F), eight = _mm512_set1_epi8(8);
+// A panel from q4_0 / q8_0 in their x16 layouts (kernels/repack.h): calls unpack(rec, out) for the
+// records of the panel's two row groups in K columns [k0, k0 + kc) (k0_bytes: GGUF's offset of k0 in
+// a row, a 16th of the records' offset), out = the group's first panel row at the record's first
+// column; rows of a group past nr are zero. Prefetches the record 4 KiB on into L1 and the next
+// panel's (two groups on) into L2.
+template <int64_t kCols, size_t kBytes, class Unpack>
+inline void pack_panel_x16(const uint8_t* w, size_t wstride, int64_t nr, int64_t kc, size_t k0_bytes, uint8_t* panel,
+                           int64_t lda, Unpack&& unpack) {
   for (int64_t j = 0; j < kPanel / kQ4x16Rows; ++j) {
     uint8_t* dst = panel + j * kQ4x16Rows * lda;
     if (j * kQ4x16Rows >= nr) {
@@ -267,73 +268,67 @@ void pack_panel_q4x16(const uint8_t* w, size_t wstride, int64_t nr, int64_t kc, 
       continue;
     }
     const uint8_t* rec = w + j * kQ4x16Rows * wstride + kQ4x16Rows * k0_bytes;
-    // The next panel's records for the same columns (two groups on) into L2, this segment's into L1.
     const char* far = reinterpret_cast<const char*>(rec + kPanel * wstride);
-    for (int64_t q = 0; q < kc / kQ4x16Cols; ++q, rec += kQ4x16RecordBytes, far += kQ4x16RecordBytes) {
-      for (size_t o = 0; o < kQ4x16RecordBytes; o += 64) {
+    for (int64_t q = 0; q < kc / kCols; ++q, rec += kBytes, far += kBytes) {
+      for (size_t o = 0; o < kBytes; o += 64) {
         _mm_prefetch(reinterpret_cast<const char*>(rec) + kPrefetchNearBytes + o, _MM_HINT_T0);
         _mm_prefetch(far + o, _MM_HINT_T1);
       }
-      __m512i r[16];
-      for (int g = 0; g < 8; ++g) {
-        const __m512i z = _mm512_loadu_si512(rec + 64 + 64 * g);
-        r[g] = _mm512_and_si512(z, m);
-        r[8 + g] = _mm512_and_si512(_mm512_srli_epi16(z, 4), m);
-      }
-      transpose16(r);  // r[i]: the 64 quants of row i, in column order
-      alignas(64) float d[2][16];
-      _mm512_store_ps(d[0], _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec))));
-      _mm512_store_ps(d[1], _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 32))));
-      for (int64_t i = 0; i < kQ4x16Rows; ++i) {
-        const __m512i v = _mm512_sub_epi8(r[i], eight);
-        uint8_t* out = dst + i * lda + q * kQ4x16Cols * 2;
-        for (int h = 0; h < 2; ++h) {
-          const __m512 dh = _mm512_set1_ps(d[h][i]);
-          const __m512 f0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32(v, 2 * h))), dh);
-          const __m512 f1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32(v, 2 * h + 1))), dh);
-          const __m512bh b = _mm512_cvtne2ps_pbh(f1, f0);
-          _mm512_store_si512(out + 64 * h, reinterpret_cast<const __m512i&>(b));
-        }
-      }
+      unpack(rec, dst + q * kCols * 2);
     }
   }
 }
 
-// The same panel from q8_0 in the q8x16 layout: per record (one 32-column block of 16 rows) the 8
-// dword registers are transposed back to rows (the other 8 inputs zero), then dequantized as
-// pack_row does.
+// q4x16: the 16 dword registers of a record (q & 0x0F: block 2p, q >> 4: block 2p + 1) transposed back
+// to rows, each row dequantized as pack_row does: the same bf16 values.
+void pack_panel_q4x16(const uint8_t* w, size_t wstride, int64_t nr, int64_t kc, size_t k0_bytes, uint8_t* panel,
+                      int64_t lda) {
+  const __m512i m = _mm512_set1_epi8(0x0F), eight = _mm512_set1_epi8(8);
+  pack_panel_x16<kQ4x16Cols, kQ4x16RecordBytes>(w, wstride, nr, kc, k0_bytes, panel, lda, [&](const uint8_t* rec, uint8_t* dst) {
+    __m512i r[16];
+    for (int g = 0; g < 8; ++g) {
+      const __m512i z = _mm512_loadu_si512(rec + 64 + 64 * g);
+      r[g] = _mm512_and_si512(z, m);
+      r[8 + g] = _mm512_and_si512(_mm512_srli_epi16(z, 4), m);
+    }
+    transpose16(r);  // r[i]: the 64 quants of row i, in column order
+    alignas(64) float d[2][16];
+    _mm512_store_ps(d[0], _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec))));
+    _mm512_store_ps(d[1], _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 32))));
+    for (int64_t i = 0; i < kQ4x16Rows; ++i) {
+      const __m512i v = _mm512_sub_epi8(r[i], eight);
+      for (int h = 0; h < 2; ++h) {
+        const __m512 dh = _mm512_set1_ps(d[h][i]);
+        const __m512 f0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32(v, 2 * h))), dh);
+        const __m512 f1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32(v, 2 * h + 1))), dh);
+        const __m512bh b = _mm512_cvtne2ps_pbh(f1, f0);
+        _mm512_store_si512(dst + i * lda + 64 * h, reinterpret_cast<const __m512i&>(b));
+      }
+    }
+  });
+}
+
+// q8x16: a record's 8 dword registers transposed back to rows (the other 8 inputs zero), each row
+// dequantized as pack_row does.
 void pack_panel_q8x16(const uint8_t* w, size_t wstride, int64_t nr, int64_t kc, size_t k0_bytes, uint8_t* panel,
                       int64_t lda) {
-  for (int64_t j = 0; j < kPanel / kQ4x16Rows; ++j) {
-    uint8_t* dst = panel + j * kQ4x16Rows * lda;
-    if (j * kQ4x16Rows >= nr) {
-      for (int64_t i = 0; i < kQ4x16Rows; ++i) std::memset(dst + i * lda, 0, static_cast<size_t>(kc) * 2);
-      continue;
+  pack_panel_x16<kQ8x16Cols, kQ8x16RecordBytes>(w, wstride, nr, kc, k0_bytes, panel, lda, [&](const uint8_t* rec, uint8_t* dst) {
+    __m512i r[16];
+    for (int g = 0; g < 8; ++g) {
+      r[g] = _mm512_loadu_si512(rec + 32 + 64 * g);
+      r[8 + g] = _mm512_setzero_si512();
     }
-    const uint8_t* rec = w + j * kQ4x16Rows * wstride + kQ4x16Rows * k0_bytes;
-    const char* far = reinterpret_cast<const char*>(rec + kPanel * wstride);
-    for (int64_t b = 0; b < kc / kQ8x16Cols; ++b, rec += kQ8x16RecordBytes, far += kQ8x16RecordBytes) {
-      for (size_t o = 0; o < kQ8x16RecordBytes; o += 64) {
-        _mm_prefetch(reinterpret_cast<const char*>(rec) + kPrefetchNearBytes + o, _MM_HINT_T0);
-        _mm_prefetch(far + o, _MM_HINT_T1);
-      }
-      __m512i r[16];
-      for (int g = 0; g < 8; ++g) {
-        r[g] = _mm512_loadu_si512(rec + 32 + 64 * g);
-        r[8 + g] = _mm512_setzero_si512();
-      }
-      transpose16(r);  // r[i], low 32 bytes: the block's 32 quants of row i, in column order
-      alignas(64) float d[16];
-      _mm512_store_ps(d, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec))));
-      for (int64_t i = 0; i < kQ4x16Rows; ++i) {
-        const __m512 di = _mm512_set1_ps(d[i]);
-        const __m512 f0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm512_castsi512_si128(r[i]))), di);
-        const __m512 f1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32(r[i], 1))), di);
-        const __m512bh h = _mm512_cvtne2ps_pbh(f1, f0);
-        _mm512_store_si512(dst + i * lda + b * kQ8x16Cols * 2, reinterpret_cast<const __m512i&>(h));
-      }
+    transpose16(r);  // r[i], low 32 bytes: the block's 32 quants of row i, in column order
+    alignas(64) float d[16];
+    _mm512_store_ps(d, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec))));
+    for (int64_t i = 0; i < kQ4x16Rows; ++i) {
+      const __m512 di = _mm512_set1_ps(d[i]);
+      const __m512 f0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm512_castsi512_si128(r[i]))), di);
+      const __m512 f1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32(r[i], 1))), di);
+      const __m512bh h = _mm512_cvtne2ps_pbh(f1, f0);
+      _mm512_store_si512(dst + i * lda, reinterpret_cast<const __m512i&>(h));
     }
-  }
+  });
 }
 
 // C tile (16 rows x 16 tokens) -> y[token][row] for the valid rows / tokens.

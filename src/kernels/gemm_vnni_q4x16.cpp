@@ -67,17 +67,11 @@ void group_q4x16(const uint8_t* rec, int64_t np, const ActBlock* act, int64_t n,
 }
 
 void run_q4x16(const GemmArgs& a, int64_t r0, int64_t r1) {
-  const int64_t np = a.w.cols / kQ4x16Cols;
   const ActBlock* act = reinterpret_cast<const ActBlock*>(a.xq);
-  const int64_t passes = (a.n + kMaxPassRows - 1) / kMaxPassRows;
-  for (int64_t r = r0; r < r1; r += kRows) {
-    const uint8_t* rec = a.w.data + static_cast<size_t>(r / kRows * np) * kQ4x16RecordBytes;
-    for (int64_t k = 0, t0 = 0; k < passes; ++k) {
-      const int64_t t1 = a.n * (k + 1) / passes;
-      with_rows(t1 - t0, [&](auto T) { group_q4x16<decltype(T)::value>(rec, np, act + t0, a.n, a.y + t0 * a.ldy + r, a.ldy); });
-      t0 = t1;
-    }
-  }
+  const int64_t nrec = a.w.cols / kQ4x16Cols;
+  for_each_x16_group(a, r0, r1, nrec, kQ4x16RecordBytes, [&](const uint8_t* rec, int64_t r, int64_t t0, int64_t t1) {
+    with_rows(t1 - t0, [&](auto T) { group_q4x16<decltype(T)::value>(rec, nrec, act + t0, a.n, a.y + t0 * a.ldy + r, a.ldy); });
+  });
 }
 
 }  // namespace
