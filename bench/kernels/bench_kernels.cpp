@@ -72,11 +72,10 @@ int main(int argc, char** argv) {
       std::vector<uint8_t> big(w.size() * copies);
       for (size_t k = 0; k < copies; ++k) std::memcpy(big.data() + k * w.size(), w.data(), w.size());
       const bool both = x16 && kernels::x16_available(kernels::MatRef{*t, w.data(), rows, cols});
-      const auto x16_layout = *t == DType::Q8_0 ? kernels::MatLayout::kQ8x16 : kernels::MatLayout::kQ4x16;
       std::vector<uint8_t> big16(both ? big.size() : 0);
       for (size_t k = 0; both && k < copies; ++k)
         kernels::repack_x16(kernels::MatRef{*t, big.data() + k * w.size(), rows, cols}, big16.data() + k * w.size(), 0,
-                            rows / kernels::kQ4x16Rows);
+                            rows / kernels::kX16Rows);
       for (int64_t n : {int64_t{1}, nbatch}) {
         std::vector<float> x(n * cols), y(n * rows);
         for (auto& v : x) v = g(rng) * 20;
@@ -88,7 +87,7 @@ int main(int argc, char** argv) {
             k = n == 1 || stream ? (k + 1) % copies : 0;
             for (int v = 0; v < 2; ++v) {
               const kernels::MatRef m{*t, (v ? big16 : big).data() + k * w.size(), rows, cols,
-                                      v ? x16_layout : kernels::MatLayout::kRows};
+                                      v ? kernels::x16_layout(*t) : kernels::MatLayout::kRows};
               const auto c = std::chrono::steady_clock::now();
               kernels::matmul(m, x.data(), n, y.data(), pool);
               if (rep > 0) ts[v].push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - c).count());

@@ -38,9 +38,11 @@ struct GemmKernel {
 // Always available: activations as rows of vec_dot_type, one vec_dot per (row, t).
 extern const GemmKernel kGemmPortable;
 
-// The fastest kernel for this weight type and batch size on this CPU (cpu_features(); the portable
-// kernel when force_portable is on).
-const GemmKernel& choose_gemm(DType wtype, int64_t n, int64_t cols, MatLayout layout = MatLayout::kRows);
+// The fastest kernel for this weight type, layout and batch size on this CPU (cpu_features(); the
+// portable kernel when force_portable is on). x16_pending: GGUF's layout of a matrix whose x16 copy
+// is still being made (MatRef::repacked set, not yet published).
+const GemmKernel& choose_gemm(DType wtype, int64_t n, int64_t cols, MatLayout layout = MatLayout::kRows,
+                              bool x16_pending = false);
 
 // Fast kernels (defined in their own files, compiled for their ISA; only called when the CPU has it).
 extern const GemmKernel kGemmVnniQ8;     // q4_0, q8_0 weights; AVX-512 VNNI + VBMI (matrix-vector)

@@ -261,13 +261,13 @@ void pack_panel(DType type, const uint8_t* w, size_t wstride, int64_t nr, int64_
 template <int64_t kCols, size_t kBytes, class Unpack>
 inline void pack_panel_x16(const uint8_t* w, size_t wstride, int64_t nr, int64_t kc, size_t k0_bytes, uint8_t* panel,
                            int64_t lda, Unpack&& unpack) {
-  for (int64_t j = 0; j < kPanel / kQ4x16Rows; ++j) {
-    uint8_t* dst = panel + j * kQ4x16Rows * lda;
-    if (j * kQ4x16Rows >= nr) {
-      for (int64_t i = 0; i < kQ4x16Rows; ++i) std::memset(dst + i * lda, 0, static_cast<size_t>(kc) * 2);
+  for (int64_t j = 0; j < kPanel / kX16Rows; ++j) {
+    uint8_t* dst = panel + j * kX16Rows * lda;
+    if (j * kX16Rows >= nr) {
+      for (int64_t i = 0; i < kX16Rows; ++i) std::memset(dst + i * lda, 0, static_cast<size_t>(kc) * 2);
       continue;
     }
-    const uint8_t* rec = w + j * kQ4x16Rows * wstride + kQ4x16Rows * k0_bytes;
+    const uint8_t* rec = w + j * kX16Rows * wstride + kX16Rows * k0_bytes;
     const char* far = reinterpret_cast<const char*>(rec + kPanel * wstride);
     for (int64_t q = 0; q < kc / kCols; ++q, rec += kBytes, far += kBytes) {
       for (size_t o = 0; o < kBytes; o += 64) {
@@ -295,7 +295,7 @@ void pack_panel_q4x16(const uint8_t* w, size_t wstride, int64_t nr, int64_t kc, 
     alignas(64) float d[2][16];
     _mm512_store_ps(d[0], _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec))));
     _mm512_store_ps(d[1], _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 32))));
-    for (int64_t i = 0; i < kQ4x16Rows; ++i) {
+    for (int64_t i = 0; i < kX16Rows; ++i) {
       const __m512i v = _mm512_sub_epi8(r[i], eight);
       for (int h = 0; h < 2; ++h) {
         const __m512 dh = _mm512_set1_ps(d[h][i]);
@@ -321,7 +321,7 @@ void pack_panel_q8x16(const uint8_t* w, size_t wstride, int64_t nr, int64_t kc, 
     transpose16(r);  // r[i], low 32 bytes: the block's 32 quants of row i, in column order
     alignas(64) float d[16];
     _mm512_store_ps(d, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec))));
-    for (int64_t i = 0; i < kQ4x16Rows; ++i) {
+    for (int64_t i = 0; i < kX16Rows; ++i) {
       const __m512 di = _mm512_set1_ps(d[i]);
       const __m512 f0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm512_castsi512_si128(r[i]))), di);
       const __m512 f1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32(r[i], 1))), di);

@@ -12,7 +12,7 @@ namespace wai::kernels {
 // q8_0, at 24 rows about even on q4_0 (one thread, interleaved): 16 stays the one threshold.
 constexpr int64_t kAmxBf16MinBatch = 16;
 
-const GemmKernel& choose_gemm(DType wtype, int64_t n, int64_t cols, MatLayout layout) {
+const GemmKernel& choose_gemm(DType wtype, int64_t n, int64_t cols, MatLayout layout, bool x16_pending) {
   const CpuFeatures& f = cpu_features();
   const bool vnni = f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni && f.f16c && f.fma && f.avx2;
   const bool amx_bf16 = vnni && f.avx512bf16 && f.amx_tile && f.amx_bf16;
@@ -26,7 +26,10 @@ const GemmKernel& choose_gemm(DType wtype, int64_t n, int64_t cols, MatLayout la
     case DType::Q4_0:
     case DType::Q8_0:
       if (amx_bf16 && batch) return kGemmAmxBf16;
-      if (vnni && n >= 2) return kGemmVnniBatch;  // (and prefill where AMX is missing)
+      // A matrix waiting for its x16 copy takes, even for one row, the kernel whose arithmetic that
+      // copy's kernel repeats bit for bit (not the matrix-vector kernel: same products, another f32
+      // order): results must not change when the copy lands mid-conversation.
+      if (vnni && (n >= 2 || x16_pending)) return kGemmVnniBatch;  // (and prefill where AMX is missing)
       if (vnni && f.avx512vbmi) return kGemmVnniQ8;
       break;
     case DType::Q4_K:

@@ -25,9 +25,9 @@ void check_shapes(const MatRef& w, int64_t n) {
     fail(ErrorKind::kInvalidInput, "matmul: " + std::to_string(w.cols) + " columns is not a multiple of " +
                                        std::string(info.name) + "'s block size " + std::to_string(info.block_size));
   if (w.layout == MatLayout::kQ4x16 &&
-      (w.type != DType::Q4_0 || w.rows % kQ4x16Rows != 0 || w.cols % kQ4x16Cols != 0))
+      (w.type != DType::Q4_0 || w.rows % kX16Rows != 0 || w.cols % kQ4x16Cols != 0))
     fail(ErrorKind::kInvalidInput, "matmul: a q4x16 matrix must be q4_0 with rows % 16 == 0 and cols % 64 == 0");
-  if (w.layout == MatLayout::kQ8x16 && (w.type != DType::Q8_0 || w.rows % kQ4x16Rows != 0))
+  if (w.layout == MatLayout::kQ8x16 && (w.type != DType::Q8_0 || w.rows % kX16Rows != 0))
     fail(ErrorKind::kInvalidInput, "matmul: a q8x16 matrix must be q8_0 with rows % 16 == 0");
 }
 
@@ -55,13 +55,7 @@ void matmul(const MatRef& w_in, const float* x, int64_t n, float* y, ThreadPool&
     for (int64_t i = 0; i < n * w.rows; ++i) y[i] = 0;
     return;
   }
-  const GemmKernel* kp = &choose_gemm(w.type, n, w.cols, w.layout);
-  // A matrix whose x16 copy is still being made takes the kernel that copy will get (the batch
-  // kernel's arithmetic, bit-identical to kGemmVnniQ4x16 / kGemmVnniQ8x16) rather than the
-  // matrix-vector kernel (same products, another f32 order): results must not change when the copy
-  // lands mid-conversation.
-  if (kp == &kGemmVnniQ8 && w_in.repacked && w.layout == MatLayout::kRows) kp = &kGemmVnniBatch;
-  const GemmKernel& k = *kp;
+  const GemmKernel& k = choose_gemm(w.type, n, w.cols, w.layout, w_in.repacked && w.layout == MatLayout::kRows);
   // Products this small take less time than waking the pool's threads (microseconds): the calling
   // thread does them alone (tiny models, small heads).
   const bool tiny = w.rows * w.cols * n < kSerialMaxWork;

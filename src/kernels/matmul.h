@@ -44,11 +44,14 @@ struct MatRef {
   const std::atomic<const uint8_t*>* repacked = nullptr;
 };
 
+// The repacked layout of a type: kQ8x16 for q8_0, kQ4x16 for q4_0.
+inline MatLayout x16_layout(DType t) { return t == DType::Q8_0 ? MatLayout::kQ8x16 : MatLayout::kQ4x16; }
+
 // The copy matmul reads now: w itself, or its repacked copy once that is published.
 inline MatRef current(const MatRef& w) {
   if (w.repacked)
     if (const uint8_t* p = w.repacked->load(std::memory_order_acquire))
-      return MatRef{w.type, p, w.rows, w.cols, w.type == DType::Q8_0 ? MatLayout::kQ8x16 : MatLayout::kQ4x16, nullptr};
+      return MatRef{w.type, p, w.rows, w.cols, x16_layout(w.type), nullptr};
   return w;
 }
 

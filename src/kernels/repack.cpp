@@ -23,12 +23,12 @@ bool x16_cpu() {
 }  // namespace
 
 bool q4x16_available(const MatRef& w) {
-  return w.type == DType::Q4_0 && w.layout == MatLayout::kRows && w.rows > 0 && w.rows % kQ4x16Rows == 0 &&
+  return w.type == DType::Q4_0 && w.layout == MatLayout::kRows && w.rows > 0 && w.rows % kX16Rows == 0 &&
          w.cols > 0 && w.cols % kQ4x16Cols == 0 && x16_cpu();
 }
 
 bool q8x16_available(const MatRef& w) {
-  return w.type == DType::Q8_0 && w.layout == MatLayout::kRows && w.rows > 0 && w.rows % kQ4x16Rows == 0 &&
+  return w.type == DType::Q8_0 && w.layout == MatLayout::kRows && w.rows > 0 && w.rows % kX16Rows == 0 &&
          w.cols > 0 && w.cols % kQ8x16Cols == 0 && x16_cpu();
 }
 
@@ -53,8 +53,8 @@ void repack_q8x16_portable(const MatRef& w, uint8_t* dst, int64_t g0, int64_t g1
   for (int64_t g = g0; g < g1; ++g)
     for (int64_t b = 0; b < nb; ++b) {
       uint8_t* rec = dst + static_cast<size_t>(g * nb + b) * kQ8x16RecordBytes;
-      for (int64_t i = 0; i < kQ4x16Rows; ++i) {
-        const auto* blk = reinterpret_cast<const BlockQ8_0*>(w.data + static_cast<size_t>(g * kQ4x16Rows + i) * stride) + b;
+      for (int64_t i = 0; i < kX16Rows; ++i) {
+        const auto* blk = reinterpret_cast<const BlockQ8_0*>(w.data + static_cast<size_t>(g * kX16Rows + i) * stride) + b;
         std::memcpy(rec + 2 * i, &blk->d, 2);
         for (int j = 0; j < 8; ++j) std::memcpy(rec + 32 + 64 * j + 4 * i, blk->qs + 4 * j, 4);
       }
@@ -62,7 +62,7 @@ void repack_q8x16_portable(const MatRef& w, uint8_t* dst, int64_t g0, int64_t g1
 }
 
 void q8x16_row(const MatRef& w, int64_t row, uint8_t* out) {
-  const int64_t nb = w.cols / kQK0, g = row / kQ4x16Rows, i = row % kQ4x16Rows;
+  const int64_t nb = w.cols / kQK0, g = row / kX16Rows, i = row % kX16Rows;
   auto* blocks = reinterpret_cast<BlockQ8_0*>(out);
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* rec = w.data + static_cast<size_t>(g * nb + b) * kQ8x16RecordBytes;
@@ -80,11 +80,11 @@ void repack_q4x16_portable(const MatRef& w, uint8_t* dst, int64_t g0, int64_t g1
   const int64_t np = w.cols / kQ4x16Cols;
   const size_t stride = static_cast<size_t>(w.cols / kQK0) * sizeof(BlockQ4_0);
   for (int64_t g = g0; g < g1; ++g) {
-    const uint8_t* rows = w.data + static_cast<size_t>(g * kQ4x16Rows) * stride;
+    const uint8_t* rows = w.data + static_cast<size_t>(g * kX16Rows) * stride;
     for (int64_t p = 0; p < np; ++p) {
       uint8_t* rec = dst + static_cast<size_t>(g * np + p) * kQ4x16RecordBytes;
       uint8_t* q = rec + 64;
-      for (int64_t i = 0; i < kQ4x16Rows; ++i) {
+      for (int64_t i = 0; i < kX16Rows; ++i) {
         const auto* b = reinterpret_cast<const BlockQ4_0*>(rows + static_cast<size_t>(i) * stride) + 2 * p;
         std::memcpy(rec + 2 * i, &b[0].d, 2);
         std::memcpy(rec + 32 + 2 * i, &b[1].d, 2);
@@ -105,7 +105,7 @@ void repack_q4x16_portable(const MatRef& w, uint8_t* dst, int64_t g0, int64_t g1
 }
 
 void q4x16_row(const MatRef& w, int64_t row, uint8_t* out) {
-  const int64_t np = w.cols / kQ4x16Cols, g = row / kQ4x16Rows, i = row % kQ4x16Rows;
+  const int64_t np = w.cols / kQ4x16Cols, g = row / kX16Rows, i = row % kX16Rows;
   auto* blocks = reinterpret_cast<BlockQ4_0*>(out);
   for (int64_t p = 0; p < np; ++p) {
     const uint8_t* rec = w.data + static_cast<size_t>(g * np + p) * kQ4x16RecordBytes;

@@ -28,7 +28,7 @@
 
 namespace wai::kernels {
 
-inline constexpr int64_t kQ4x16Rows = 16;
+inline constexpr int64_t kX16Rows = 16;
 inline constexpr int64_t kQ4x16Cols = 64;
 inline constexpr size_t kQ4x16RecordBytes = 576;
 

@@ -85,7 +85,7 @@ void WeightRepack::run(int index) {
   for (size_t k = 0; k < items_.size() && !stop_.load(std::memory_order_relaxed); ++k) {
     const Item& it = items_[k];
     uint8_t* dst = copy_ + it.offset;
-    const int64_t groups = it.src.rows / kernels::kQ4x16Rows;
+    const int64_t groups = it.src.rows / kernels::kX16Rows;
     const int64_t g1 = groups * (index + 1) / n_threads_;
     for (int64_t g = groups * index / n_threads_; g < g1 && !stop_.load(std::memory_order_relaxed); g += kGroupsPerStep) {
       const auto s0 = std::chrono::steady_clock::now();

@@ -29,7 +29,7 @@ struct Q4 {
   std::vector<uint8_t> gguf, x16;
   MatRef native() const { return {type, gguf.data(), rows, cols}; }
   MatRef packed() const {
-    return {type, x16.data(), rows, cols, type == DType::Q8_0 ? MatLayout::kQ8x16 : MatLayout::kQ4x16};
+    return {type, x16.data(), rows, cols, x16_layout(type)};
   }
 };
 
@@ -41,7 +41,7 @@ Q4 make_w(DType t, int64_t rows, int64_t cols, uint32_t seed) {
   const size_t rb = *row_bytes(t, cols);
   Q4 w{t, rows, cols, std::vector<uint8_t>(rb * rows), std::vector<uint8_t>(rb * rows)};
   for (int64_t r = 0; r < rows; ++r) quantize_row(t, f.data() + r * cols, w.gguf.data() + r * rb, cols);
-  const int64_t groups = rows / kQ4x16Rows;
+  const int64_t groups = rows / kX16Rows;
   repack_x16(w.native(), w.x16.data(), 0, groups / 2);  // in two ranges, as threads would
   repack_x16(w.native(), w.x16.data(), groups / 2, groups);
   return w;
