@@ -16,9 +16,10 @@ namespace {
 // parallel, a busy machine), where pure spinning slows everyone down by orders of magnitude.
 constexpr int kSpinPause = 2000;
 constexpr int kSpinYield = 2000;
-// parallel_for's chunks per thread: enough to even out a slower thread, few enough that per-chunk
-// costs (an atomic increment, a kernel's warm-up at the start of a range) stay negligible.
-constexpr int64_t kChunksPerThread = 4;
+// parallel_for's shortest chunk is 1 / (threads * this) of the range: short enough that the threads
+// finish close together, long enough that per-chunk costs (an atomic, a kernel's warm-up at the start
+// of a range) stay small. Measured on 7B decode: 16-64 equally good, 8 and 128 slower.
+constexpr int64_t kMinChunksPerThread = 32;
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
@@ -84,19 +85,22 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     fn(0, n);
     return;
   }
-  // kChunksPerThread chunks per thread, handed out in order from an atomic counter: a thread that
-  // runs slower (another process on its core, a cold cache) takes fewer chunks instead of holding up
-  // the call. Each chunk is contiguous, so a kernel still streams its weight rows in order.
-  const int64_t per = std::max<int64_t>(1, units / (static_cast<int64_t>(nt) * kChunksPerThread));
-  const int64_t chunks = (units + per - 1) / per;
+  // Guided self-scheduling: each take is a contiguous chunk of what is left / (2 * threads), at least
+  // units / (threads * kMinChunksPerThread), from one atomic cursor. The first chunks are long (a kernel
+  // streams its weight rows in order, and pays its warm-up per chunk), the last ones short, so the
+  // threads finish within a short chunk of each other: with a fixed four chunks per thread the
+  // thread left without work waited on average half a long chunk at the end of every call (7B decode,
+  // the two schemes alternating token by token in one process: guided 3-5% faster).
+  const int64_t min_take = std::max<int64_t>(1, units / (static_cast<int64_t>(nt) * kMinChunksPerThread));
   std::atomic<int64_t> next{0};
   run([&](int t, int) {
     if (t >= nt) return;
-    for (;;) {
-      const int64_t c = next.fetch_add(1, std::memory_order_relaxed);
-      if (c >= chunks) return;
-      const int64_t b = c * per * grain, e = std::min(n, (c + 1) * per * grain);
-      fn(b, e);
+    int64_t at = next.load(std::memory_order_relaxed);
+    while (at < units) {
+      const int64_t take = std::min(units - at, std::max(min_take, (units - at) / (2 * static_cast<int64_t>(nt))));
+      if (!next.compare_exchange_weak(at, at + take, std::memory_order_relaxed)) continue;  // (at reloaded)
+      fn(at * grain, std::min(n, (at + take) * grain));
+      at = next.load(std::memory_order_relaxed);
     }
   });
 }
