@@ -10,6 +10,11 @@
 // one row 17-38% faster than the matrix-vector kernel on GGUF's layout (25-27 GB/s of the ~26 GB/s
 // read probe), 8 rows 7-33% faster than the transposing batch kernel.
 //
+// The loops over j and the activation rows are unrolled outright (#pragma GCC unroll): left to
+// itself g++ kept the j loop rolled and moved the 16 integer accumulators between registers on every
+// pass; unrolled, batched decode of 8 sequences ran 16% faster (7B q4_0, the two versions alternating
+// step by step in one process), one row unchanged.
+//
 // Numerics: the same integer sums and the same f32 operations in the same block order as
 // gemm_vnni_batch.cpp's group<true, T>: bit-identical to it for every row count.
 //
@@ -41,13 +46,16 @@ void group_q4x16(const uint8_t* rec, int64_t np, const ActBlock* act, int64_t n,
     const ActBlock* a0 = act + 2 * p * n;
     const ActBlock* a1 = a0 + n;
     __m512i s0[T], s1[T];
+#pragma GCC unroll 16
     for (int t = 0; t < T; ++t) {
       s0[t] = _mm512_set1_epi32(a0[t].corr);
       s1[t] = _mm512_set1_epi32(a1[t].corr);
     }
+#pragma GCC unroll 16
     for (int j = 0; j < 8; ++j) {
       const __m512i z = _mm512_loadu_si512(rec + 64 + 64 * j);
       const __m512i lo = _mm512_and_si512(z, m), hi = _mm512_and_si512(_mm512_srli_epi16(z, 4), m);
+#pragma GCC unroll 16
       for (int t = 0; t < T; ++t) {
         int32_t x0, x1;
         __builtin_memcpy(&x0, a0[t].q + 4 * j, 4);
@@ -58,6 +66,7 @@ void group_q4x16(const uint8_t* rec, int64_t np, const ActBlock* act, int64_t n,
     }
     const __m512 sw0 = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec)));
     const __m512 sw1 = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 32)));
+#pragma GCC unroll 16
     for (int t = 0; t < T; ++t)
       acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0[t]), _mm512_mul_ps(sw0, _mm512_set1_ps(a0[t].d)), acc[t]);
     for (int t = 0; t < T; ++t)
