@@ -81,6 +81,15 @@ inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
   out[3] = _mm512_unpackhi_epi64(t1, t3);
 }
 
+// acc += vpdpbusd(w, the dword at p broadcast to all 16 lanes), with the broadcast embedded in the
+// instruction ({1to16} memory operand: one fused uop). _mm512_dpbusd_epi32(acc, w, _mm512_set1_epi32(x))
+// compiles to a separate vpbroadcastd per product, which in a kernel bound by its uops (batched
+// decode) costs as many uops again as the products themselves.
+[[maybe_unused]] inline __m512i dpbusd_bcst(__m512i acc, __m512i w, const int8_t* p) {
+  __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(w), "m"(*reinterpret_cast<const int32_t*>(p)));
+  return acc;
+}
+
 // How far ahead of its reads a kernel prefetches the weights it streams. A thread's weight rows are
 // one linear stream (rows contiguous, walked in order); 16 KiB keeps enough cache-line fills in flight
 // to read them at DRAM speed, where the hardware prefetcher alone, or a per-row prefetch a few blocks
