@@ -14,8 +14,11 @@
 #   4. for each model (first read back into the page cache through wai's mapping: page_in below),
 #      R rounds ALTERNATING wai (`wai bench --json -r 1`) and llama.cpp
 #      (bench/llama_bench.mjs -r 1, node-llama-cpp 3.21.1, CPU only), same prompt ids (the JSON lines
-#      carry a prompt_hash to prove it), same prompt length P, generated length N, threads T;
-#   5. `wai bench --batch 8` vs `--batch 1` (aggregate decode tokens/s) on the q4_0 model;
+#      carry a prompt_hash to prove it), same prompt length P, generated length N, threads T; each
+#      round starts with a short bandwidth probe, the roofline of that round (this machine's
+#      bandwidth drifts by 10-20% over minutes: a decode is compared with the memory of its moment);
+#   5. `wai bench --batch 1` and `--batch 8` (aggregate decode tokens/s) on the q4_0 model, R rounds
+#      alternating;
 #   6. long-context decode at depth 4096/8192/16384 with the 4096 sliding window (and, full run only,
 #      8192/16384 without it for contrast);
 #   7. bandwidth again (the report uses the better of the two);
@@ -54,14 +57,14 @@ done
 
 if [ "$quick" = 1 ]; then
   P=64 N=16 reps=${reps:-1} types=${types:-q4_0}
-  BP=16 BN=8 LN=4 depths="4096 8192 16384" full_depths="" bw_args="--size-mib 1024 --reps 3"
+  BP=16 BN=8 LN=4 depths="4096 8192 16384" full_depths="" bw_args="--size-mib 1024 --reps 3" bw_round_args="--size-mib 1024 --reps 2"
 else
   P=512 N=128 reps=${reps:-3} types=${types:-"q4_0 q8_0 q4_K"}
-  BP=64 BN=64 LN=32 depths="4096 8192 16384" full_depths="8192 16384" bw_args="--size-mib 2048 --reps 5"
+  BP=64 BN=64 LN=32 depths="4096 8192 16384" full_depths="8192 16384" bw_args="--size-mib 2048 --reps 5" bw_round_args="--size-mib 2048 --reps 2"
 fi
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 results=${results:-bench/results/$stamp}
-[ "$tiny" = 1 ] && bw_args="--size-mib 256 --reps 2"
+[ "$tiny" = 1 ] && bw_args="--size-mib 256 --reps 2" bw_round_args="--size-mib 256 --reps 1"
 mkdir -p "$results" "$models"
 if [ -z "$out" ]; then
   if [ "$quick" = 1 ] || [ "$tiny" = 1 ]; then out=$results/BENCHMARKS.md; else out=docs/BENCHMARKS.md; fi
@@ -185,6 +188,10 @@ for t in $types; do
   m=$(awk -v t="$t" '$1 == t {print $2}' "$results/models.tsv")
   page_in "$m"
   for r in $(seq 1 "$reps"); do
+    say "$t round $r/$reps: bandwidth"
+    # (its line goes to the same file: the report pairs each wai line with the probe before it)
+    # shellcheck disable=SC2086
+    run "bandwidth $t round $r" "$results/side-$t.jsonl" "$bw" --json --threads "$threads" $bw_round_args
     say "$t round $r/$reps: wai"
     run "wai $t round $r" "$results/side-$t.jsonl" "$wai" bench -m "$m" -p "$P" -n "$N" -t "$threads" -r 1 --json
     say "$t round $r/$reps: llama.cpp"
@@ -196,9 +203,11 @@ done
 bt=$(echo "$types" | tr ' ' '\n' | grep -m1 -x q4_0 || echo "$types" | awk '{print $1}')
 bm=$(awk -v t="$bt" '$1 == t {print $2}' "$results/models.tsv")
 page_in "$bm"
-for b in 1 8; do
-  say "batch $b ($bt)"
-  run "wai $bt batch $b" "$results/batch.jsonl" "$wai" bench -m "$bm" -p "$BP" -n "$BN" -t "$threads" --batch "$b" -r "$reps" --json
+for r in $(seq 1 "$reps"); do
+  for b in 1 8; do
+    say "batch $b ($bt) round $r/$reps"
+    run "wai $bt batch $b round $r" "$results/batch.jsonl" "$wai" bench -m "$bm" -p "$BP" -n "$BN" -t "$threads" --batch "$b" -r 1 --json
+  done
 done
 
 # 6. long context (sliding window 4096, KV filled synthetically: see `wai bench --help`)

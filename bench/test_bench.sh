@@ -97,6 +97,7 @@ if "$here/side_by_side.sh" --quick --tiny --no-build --build-dir "$(dirname "$(d
   report=$sbs/BENCHMARKS.md
   if grep -q '^| q4_0 | ' "$report" && grep -q '^### Goals' "$report" && grep -q 'batch 8 >= 5x' "$report" &&
      grep -q '^| 16384 | 4096 | ' "$report" && grep -q '| yes |$' "$report" && grep -q 'llama_bench.mjs' "$report" &&
+     grep -q "% of its round's probe (" "$report" && grep -qE '^\| 8 \| [0-9.]+ \[' "$report" &&
      ! grep -q 'FAILED steps' "$report"; then
     ok "side_by_side.sh --quick --tiny wrote a complete report"
   else bad "side_by_side.sh report incomplete: $report"; fi
