@@ -1,7 +1,9 @@
 // ThreadPool::parallel_for's contract: every index of [0, n) in exactly one call, ranges contiguous
-// and aligned to the grain, any thread count; and work goes to whichever thread is free.
+// and aligned to the grain, any thread count; work goes to whichever thread is free, in chunks that
+// shrink towards the end of the range.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <mutex>
@@ -57,6 +59,26 @@ TEST(ThreadPool, SlowThreadDoesNotHoldItsShareOfTheWork) {
     }
   });
   EXPECT_LT(done_by_sleeper.load(), 32) << "the sleeping thread ran half of the work";
+}
+
+TEST(ThreadPool, ChunksShrinkTowardsTheEnd) {
+  // Guided scheduling: long chunks first (a kernel streams its rows in order), short ones last (the
+  // threads finish close together): the first is a quarter of the range with 2 threads, lengths in
+  // range order never grow, and the last ones are at most 1/64 of it.
+  ThreadPool pool(2);
+  std::mutex m;
+  std::vector<std::pair<int64_t, int64_t>> ranges;
+  pool.parallel_for(4096, [&](int64_t b, int64_t e) {
+    std::lock_guard<std::mutex> g(m);
+    ranges.emplace_back(b, e);
+  });
+  std::sort(ranges.begin(), ranges.end());
+  ASSERT_GE(ranges.size(), 8u);
+  EXPECT_EQ(ranges.front(), (std::pair<int64_t, int64_t>{0, 1024}));
+  for (size_t i = 1; i < ranges.size(); ++i)
+    EXPECT_LE(ranges[i].second - ranges[i].first, ranges[i - 1].second - ranges[i - 1].first) << "chunk " << i;
+  EXPECT_LE(ranges.back().second - ranges.back().first, 64);
+  EXPECT_LE(ranges[ranges.size() - 2].second - ranges[ranges.size() - 2].first, 64);
 }
 
 TEST(ThreadPool, RunCallsEveryThreadOnce) {
