@@ -89,7 +89,7 @@ L.push(`Prefill of a ${P}-token prompt and decode of ${N} tokens after it, ${T} 
   `Roofline = bandwidth / weight bytes read per decoded token (all weights, one row of token_embd): "roofline" ` +
   `and "/roofline" use the best probe of the whole run; "/round roofline" is the median over the rounds of each ` +
   `decode divided by the roofline of the probe that opened its round (the bandwidth of that moment: it ` +
-  `drifts by 10-20% over minutes on this machine).`, "");
+  `drifts by up to 30% over minutes on this machine).`, "");
 L.push("| model | size | weights/token | prefill wai | prefill llama.cpp | wai/llama | decode wai | decode llama.cpp | wai/llama | roofline | wai/roofline | llama/roofline | wai/round roofline | llama/round roofline | same prompt |");
 L.push("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
 const side = {};

@@ -16,7 +16,7 @@
 #      (bench/llama_bench.mjs -r 1, node-llama-cpp 3.21.1, CPU only), same prompt ids (the JSON lines
 #      carry a prompt_hash to prove it), same prompt length P, generated length N, threads T; each
 #      round starts with a short bandwidth probe, the roofline of that round (this machine's
-#      bandwidth drifts by 10-20% over minutes: a decode is compared with the memory of its moment);
+#      bandwidth drifts by up to 30% over minutes: a decode is compared with the memory of its moment);
 #   5. `wai bench --batch 1` and `--batch 8` (aggregate decode tokens/s) on the q4_0 model, R rounds
 #      alternating;
 #   6. long-context decode at depth 4096/8192/16384 with the 4096 sliding window (and, full run only,
