@@ -19,6 +19,7 @@
 #include "model/model.h"
 #include "model/synthetic.h"
 #include "util/error.h"
+#include "unit/forward_logits.h"
 
 namespace wai::model {
 namespace {
@@ -161,16 +162,9 @@ std::vector<float> naive_logits(const Model& m, const std::vector<int32_t>& ids,
 
 std::vector<float> wai_logits(const std::shared_ptr<const Model>& m, const std::vector<int32_t>& ids, int64_t chunk,
                               ThreadPool& pool) {
-  Forward f(m, pool);
-  KvCache cache(m->config(), static_cast<int64_t>(ids.size()));
-  KvCache* caches[] = {&cache};
-  std::vector<float> out;
-  for (size_t b = 0; b < ids.size(); b += chunk) {
-    Batch batch;
-    for (size_t i = b; i < std::min(ids.size(), b + chunk); ++i) batch.add(ids[i], static_cast<int32_t>(i), 0, true);
-    f.run(batch, caches, out);
-  }
-  EXPECT_EQ(cache.n_past(), static_cast<int64_t>(ids.size()));
+  int64_t n_past = -1;
+  auto out = forward_logits(m, ids, chunk, pool, &n_past);
+  EXPECT_EQ(n_past, static_cast<int64_t>(ids.size()));
   return out;
 }
 

@@ -16,11 +16,10 @@
 #include "kernels/matmul.h"
 #include "kernels/quant.h"
 #include "kernels/repack.h"
-#include "model/forward.h"
-#include "model/kv_cache.h"
 #include "model/model.h"
 #include "model/synthetic.h"
 #include "util/thread_pool.h"
+#include "unit/forward_logits.h"
 
 namespace wai::model {
 namespace {
@@ -37,20 +36,6 @@ SynthSpec q4_spec(int64_t layers = 2, DType type = DType::Q4_0) {
   s.type = type;
   s.seed = 11;
   return s;
-}
-
-std::vector<float> logits(const std::shared_ptr<const Model>& m, const std::vector<int32_t>& ids, int64_t chunk,
-                          ThreadPool& pool) {
-  Forward f(m, pool);
-  KvCache cache(m->config(), static_cast<int64_t>(ids.size()));
-  KvCache* caches[] = {&cache};
-  std::vector<float> out;
-  for (size_t b = 0; b < ids.size(); b += chunk) {
-    Batch batch;
-    for (size_t i = b; i < std::min(ids.size(), b + chunk); ++i) batch.add(ids[i], static_cast<int32_t>(i), 0, true);
-    f.run(batch, caches, out);
-  }
-  return out;
 }
 
 std::vector<int32_t> ids(int n) {
@@ -116,12 +101,12 @@ TEST(ModelRepack, SameLogitsBeforeDuringAndAfter) {
   const auto seq = ids(40);
   for (int64_t chunk : {int64_t{1}, int64_t{20}}) {
     auto m = Model::from_file(gguf::File::parse(bytes));
-    const auto early = logits(m, seq, chunk, pool);
+    const auto early = forward_logits(m, seq, chunk, pool);
     m->wait_for_repack();
-    EXPECT_EQ(logits(m, seq, chunk, pool), early) << "chunk " << chunk;
+    EXPECT_EQ(forward_logits(m, seq, chunk, pool), early) << "chunk " << chunk;
     LoadOptions off;
     off.repack = false;
-    const auto plain = logits(Model::from_file(gguf::File::parse(bytes), off), seq, chunk, pool);
+    const auto plain = forward_logits(Model::from_file(gguf::File::parse(bytes), off), seq, chunk, pool);
     ASSERT_EQ(plain.size(), early.size());
     for (size_t i = 0; i < plain.size(); ++i) ASSERT_NEAR(plain[i], early[i], 0.25) << "chunk " << chunk << " at " << i;
   }
@@ -148,7 +133,7 @@ TEST(ModelRepack, FileMappedModelDropsPagesAndReadsThemBack) {
       const size_t n = *row_bytes(mm[i]->type, mm[i]->cols) * mm[i]->rows;
       ASSERT_EQ(0, std::memcmp(mm[i]->data, mref[i]->data, n)) << "matrix " << i;
     }
-    EXPECT_EQ(logits(m, ids(24), 1, pool), logits(mem, ids(24), 1, pool));
+    EXPECT_EQ(forward_logits(m, ids(24), 1, pool), forward_logits(mem, ids(24), 1, pool));
   }
   std::filesystem::remove(path);
 }
@@ -163,7 +148,7 @@ TEST(ModelRepack, DestroyedWhileRepacking) {
   const auto bytes = synthetic_bytes(s, nullptr, pool);
   for (int i = 0; i < 5; ++i) {
     auto m = Model::from_file(gguf::File::parse(bytes));
-    if (i % 2) (void)logits(m, ids(2), 1, pool);
+    if (i % 2) (void)forward_logits(m, ids(2), 1, pool);
   }
 }
 
