@@ -20,6 +20,10 @@ struct CpuFeatures {
   bool amx_tile = false;
   bool amx_int8 = false;
   bool amx_bf16 = false;
+
+  // The set the AVX-512 VNNI kernels and the x16 repack are compiled for (gemm_vnni_*.cpp,
+  // repack_avx512.cpp): one test, so that the repack never makes a layout the kernels cannot read.
+  bool vnni_kernels() const { return avx512f && avx512bw && avx512vl && avx512vnni && f16c && fma && avx2; }
 };
 
 const CpuFeatures& cpu_features();  // as usable now (respects force_portable and OS support for AMX)

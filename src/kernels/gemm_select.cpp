@@ -14,7 +14,7 @@ constexpr int64_t kAmxBf16MinBatch = 16;
 
 const GemmKernel& choose_gemm(DType wtype, int64_t n, int64_t cols, MatLayout layout, bool x16_pending) {
   const CpuFeatures& f = cpu_features();
-  const bool vnni = f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni && f.f16c && f.fma && f.avx2;
+  const bool vnni = f.vnni_kernels();
   const bool amx_bf16 = vnni && f.avx512bf16 && f.amx_tile && f.amx_bf16;
   const bool batch = n >= kAmxBf16MinBatch && cols % 32 == 0;
   if (layout != MatLayout::kRows) {  // (the portable kernel reads them too: force_portable after a repack)

@@ -15,21 +15,16 @@ namespace {
 constexpr uint64_t kLo = 0x0F0F0F0F0F0F0F0FULL;
 constexpr uint64_t kHi = 0xF0F0F0F0F0F0F0F0ULL;
 
-bool x16_cpu() {
-  const CpuFeatures& f = cpu_features();
-  return f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni && f.f16c && f.fma && f.avx2;
-}
-
 }  // namespace
 
 bool q4x16_available(const MatRef& w) {
   return w.type == DType::Q4_0 && w.layout == MatLayout::kRows && w.rows > 0 && w.rows % kX16Rows == 0 &&
-         w.cols > 0 && w.cols % kQ4x16Cols == 0 && x16_cpu();
+         w.cols > 0 && w.cols % kQ4x16Cols == 0 && cpu_features().vnni_kernels();
 }
 
 bool q8x16_available(const MatRef& w) {
   return w.type == DType::Q8_0 && w.layout == MatLayout::kRows && w.rows > 0 && w.rows % kX16Rows == 0 &&
-         w.cols > 0 && w.cols % kQ8x16Cols == 0 && x16_cpu();
+         w.cols > 0 && w.cols % kQ8x16Cols == 0 && cpu_features().vnni_kernels();
 }
 
 void repack_x16(const MatRef& w, uint8_t* dst, int64_t g0, int64_t g1) {
