@@ -4,8 +4,9 @@
 // "Expect: 100-continue", read the body (body timeout, body limit), call the handler, then wait for the
 // Exchange to produce the reply while a read-readiness watcher detects the peer closing. Handler threads
 // (e.g. the engine's loop) append to the Exchange under its mutex and wake the coroutine by posting a
-// cancel of its timer onto the strand; because the coroutine checks the Exchange state and starts its
-// wait without leaving the strand, no wake-up is lost.
+// cancel of its timer onto the strand; because the coroutine starts its wait only right after a
+// check of the Exchange state that wrote nothing (no co_await, so without leaving the strand), no
+// wake-up is lost.
 #include <utility>  // before asio: Boost 1.74's awaitable.hpp uses std::exchange without including it
 
 #include "server/http_server.h"
@@ -358,6 +359,10 @@ struct HttpServer::Impl {
           break;
         }
         if (s.kind == ExchangeImpl::Kind::kStream) {
+          // Any co_await below leaves the strand, and a notify() then cancels a timer nobody waits on:
+          // after a write the loop takes the state again instead of waiting (a stream whose end
+          // arrived while its header was being written waited forever).
+          const bool wrote = !head_sent || !s.chunk.empty();
           if (!head_sent) {
             ex->mark_head_taken();
             shead.emplace(to_status(s.head.status), version);
@@ -385,7 +390,7 @@ struct HttpServer::Impl {
             break;
           }
           stream->expires_never();
-          if (!s.chunk.empty()) continue;  // more may have arrived while writing
+          if (wrote) continue;  // more may have arrived while writing
         }
         ex->timer().expires_at(asio::steady_timer::time_point::max());
         co_await ex->timer().async_wait(redirect_error(use_awaitable, ec));
