@@ -153,8 +153,10 @@ void Forward::run_chunk(const Batch& batch, size_t begin, size_t end, std::span<
     for (int64_t i = 0; i < n; ++i) {
       KvCache& kv = *caches[batch.seq[begin + i]];
       const int64_t slot = batch.pos[begin + i] % kv.capacity();
-      std::memcpy(kv.k(l, slot), &k16_[i * kv_dim], sizeof(uint16_t) * kv_dim);
-      std::memcpy(kv.v(l, slot), &v16_[i * kv_dim], sizeof(uint16_t) * kv_dim);
+      for (int64_t h = 0; h < c.n_kv_heads; ++h) {
+        std::memcpy(kv.k(l, slot, h), &k16_[i * kv_dim + h * hd], sizeof(uint16_t) * hd);
+        std::memcpy(kv.v(l, slot, h), &v16_[i * kv_dim + h * hd], sizeof(uint16_t) * hd);
+      }
     }
 
     // FFN block: x += W2 · (silu(W1 · xn) * (W3 · xn)), xn = RMSNorm(x).
@@ -250,8 +252,8 @@ void Forward::attention(int64_t layer, size_t begin, size_t n, const Batch& batc
       const int64_t cap = kv.capacity(), n_cached = std::max<int64_t>(0, np - lo), nk = p - lo + 1;
       int64_t slot = lo % cap;
       for (int64_t j = 0; j < n_cached; ++j) {
-        kr[j] = kv.k(layer, slot) + kvh * hd;
-        vr[j] = kv.v(layer, slot) + kvh * hd;
+        kr[j] = kv.k(layer, slot, kvh);
+        vr[j] = kv.v(layer, slot, kvh);
         if (++slot == cap) slot = 0;
       }
       for (int64_t j = n_cached; j < nk; ++j) {

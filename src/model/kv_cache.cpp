@@ -10,6 +10,8 @@ KvCache::KvCache(const Config& cfg, int64_t max_positions)
     : window_(cfg.sliding_window),
       max_positions_(max_positions),
       kv_dim_(cfg.n_kv_heads * cfg.head_dim),
+      n_kv_heads_(cfg.n_kv_heads),
+      head_dim_(cfg.head_dim),
       n_layers_(cfg.n_layers) {
   if (max_positions <= 0) invalid("kv cache: max_positions must be positive, got " + std::to_string(max_positions));
   if (window_ < 0) invalid("kv cache: negative sliding window");

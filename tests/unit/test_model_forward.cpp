@@ -480,5 +480,28 @@ TEST(ModelKvCache, RollingCapacity) {
   EXPECT_THROW(KvCache(c, 0), Error);
 }
 
+// The head-major layout: one KV head's slots are one contiguous run (what attention streams), and
+// every (layer, slot, head) has its own head_dim halves in k and in v.
+TEST(ModelKvCache, HeadRunsAreContiguousAndDisjoint) {
+  Config c;
+  c.n_layers = 3;
+  c.n_kv_heads = 2;
+  c.head_dim = 8;
+  c.sliding_window = 0;
+  KvCache kv(c, 5);
+  std::vector<int> seen(static_cast<size_t>(kv.bytes() / 2 / 2), 0);
+  const uint16_t* base = kv.k(0, 0, 0);
+  for (int64_t l = 0; l < c.n_layers; ++l)
+    for (int64_t h = 0; h < c.n_kv_heads; ++h)
+      for (int64_t s = 0; s < kv.capacity(); ++s) {
+        if (s > 0) {
+          EXPECT_EQ(kv.k(l, s, h), kv.k(l, s - 1, h) + c.head_dim);
+        }
+        EXPECT_EQ(kv.v(l, s, h) - kv.v(0, 0, 0), kv.k(l, s, h) - base);
+        for (int64_t d = 0; d < c.head_dim; ++d) ++seen[static_cast<size_t>(kv.k(l, s, h) - base + d)];
+      }
+  for (int n : seen) EXPECT_EQ(n, 1);
+}
+
 }  // namespace
 }  // namespace wai::model
