@@ -9,10 +9,10 @@
 // and one activation's dword is broadcast from memory into vpdpbusd. Each lane then sums a whole
 // block of its row in int32 after 8 vpdpbusd, so the convert / scale / FMA is paid once per 16
 // rows x 32 quants, and the 16 results of an activation row are stored without a reduction.
-// Per 16 rows x 8 activations x 32 quants: 64 vpdpbusd (port 0, one per cycle) against ~50 shuffles,
-// masks, converts and FMAs (ports 0/5). Measured (bench/kernels, 7B shapes, 8 rows, 2 threads, weights
-// from DRAM): 270-390 GFLOP/s, 1.3-1.5x the time of one row where the register tiles of the
-// matrix-vector kernel took 3-3.4x; a lone core reaches ~80% of its vpdpbusd peak.
+// Per 16 rows x 8 activations x 32 quants: 64 vpdpbusd against ~50 shuffles, masks, converts and FMAs,
+// all on the two 512-bit ports (vpdpbusd issues on both, like the FMAs: ~2 per cycle measured).
+// Measured (bench/kernels, 7B shapes, 8 rows, 2 threads, weights from DRAM): 270-390 GFLOP/s, 1.3-1.5x
+// the time of one row where the register tiles of the matrix-vector kernel took 3-3.4x.
 //
 // Numerics: the activations hold ggml's q8_0 values (same d, same quants); each block's int32 dot
 // product is exact, converted to f32 and multiplied by f16(d_w) * f16(d_x) as ggml does; the f32 sum
