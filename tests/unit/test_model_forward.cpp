@@ -463,12 +463,18 @@ TEST(ModelForward, BadInputThrowsAndLeavesCachesUntouched) {
   EXPECT_EQ(cache.n_past(), 1);
 }
 
-TEST(ModelKvCache, RollingCapacity) {
+// The fields a KvCache reads, for the cache-only tests.
+Config cache_config(int64_t layers, int64_t window) {
   Config c;
-  c.n_layers = 2;
+  c.n_layers = layers;
   c.n_kv_heads = 2;
   c.head_dim = 8;
-  c.sliding_window = 16;
+  c.sliding_window = window;
+  return c;
+}
+
+TEST(ModelKvCache, RollingCapacity) {
+  Config c = cache_config(2, 16);
   KvCache a(c, 1000);
   EXPECT_EQ(a.capacity(), 16);
   EXPECT_EQ(a.bytes(), int64_t(2 * 2 * 16 * 16 * 2));  // k and v, 2 layers, 16 slots, 16 halves
@@ -483,11 +489,7 @@ TEST(ModelKvCache, RollingCapacity) {
 // The head-major layout: one KV head's slots are one contiguous run (what attention streams), and
 // every (layer, slot, head) has its own head_dim halves in k and in v.
 TEST(ModelKvCache, HeadRunsAreContiguousAndDisjoint) {
-  Config c;
-  c.n_layers = 3;
-  c.n_kv_heads = 2;
-  c.head_dim = 8;
-  c.sliding_window = 0;
+  const Config c = cache_config(3, 0);
   KvCache kv(c, 5);
   std::vector<int> seen(static_cast<size_t>(kv.bytes() / 2 / 2), 0);
   const uint16_t* base = kv.k(0, 0, 0);
