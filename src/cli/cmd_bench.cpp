@@ -231,12 +231,14 @@ class Bench {
       for (auto& c : caches_) {
         for (int64_t l = 0; l < c->n_layers(); ++l) {
           for (int64_t slot = 0; slot < std::min(c->capacity(), o_.depth); ++slot) {
-            for (int64_t i = 0; i < c->kv_dim(); ++i) {  // (the cache holds IEEE halves)
-              uint16_t* k = c->k(l, slot, i / c->head_dim()) + i % c->head_dim();
-              uint16_t* v = c->v(l, slot, i / c->head_dim()) + i % c->head_dim();
-              s = s * 6364136223846793005ull + 1442695040888963407ull;
-              *k = kernels::f32_to_f16(static_cast<float>(static_cast<int32_t>(s >> 32)) * (1.0f / 2147483648.0f));
-              *v = kernels::f32_to_f16(static_cast<float>(static_cast<int32_t>(s >> 16 & 0xffffffff)) * (1.0f / 2147483648.0f));
+            for (int64_t h = 0; h < c->n_kv_heads(); ++h) {
+              uint16_t* k = c->k(l, slot, h);  // (the cache holds IEEE halves)
+              uint16_t* v = c->v(l, slot, h);
+              for (int64_t d = 0; d < c->head_dim(); ++d) {
+                s = s * 6364136223846793005ull + 1442695040888963407ull;
+                k[d] = kernels::f32_to_f16(static_cast<float>(static_cast<int32_t>(s >> 32)) * (1.0f / 2147483648.0f));
+                v[d] = kernels::f32_to_f16(static_cast<float>(static_cast<int32_t>(s >> 16 & 0xffffffff)) * (1.0f / 2147483648.0f));
+              }
             }
           }
         }
