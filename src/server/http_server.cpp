@@ -2,7 +2,7 @@
 //
 // Per request: wait (idle timeout) for the first byte, read the headers (header timeout), answer
 // "Expect: 100-continue", read the body (body timeout, body limit), call the handler, then wait for the
-// Exchange to produce the reply while a read-readiness watcher detects the peer closing. Handler threads
+// Exchange to produce the reply while a DisconnectWatcher detects the peer closing. Handler threads
 // (e.g. the engine's loop) append to the Exchange under its mutex and wake the coroutine by posting a
 // cancel of its timer onto the strand; because the coroutine starts its wait only right after a
 // check of the Exchange state that wrote nothing (no co_await, so without leaving the strand), no
@@ -20,6 +20,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "server/disconnect_watcher.h"
 #include "server/errors.h"
 #include "util/error.h"
 
@@ -328,14 +329,9 @@ struct HttpServer::Impl {
         ~BusyGuard() { b--; }
       } busy_guard{busy};
       auto ex = std::make_shared<ExchangeImpl>(co_await asio::this_coro::executor);
-      // Disconnect watcher: the peer sends nothing while it waits for a reply, so readability with no
-      // bytes available means EOF or reset.
-      stream->socket().async_wait(tcp::socket::wait_read, [ex, stream](const boost::system::error_code& wec) {
-        if (wec) return;
-        boost::system::error_code aec;
-        size_t avail = stream->socket().available(aec);
-        if (aec || avail == 0) ex->mark_closed();
-      });
+      // The peer sends nothing while it waits for the reply; the watcher tells a real hang-up from a
+      // spurious readiness (disconnect_watcher.h).
+      auto watcher = DisconnectWatcher::start(stream, stream->socket(), [ex] { ex->mark_closed(); });
       try {
         handler(r, ex);
       } catch (const ApiError& e) {
@@ -396,11 +392,12 @@ struct HttpServer::Impl {
         co_await ex->timer().async_wait(redirect_error(use_awaitable, ec));
       }
       stream->expires_never();
+      watcher->stop();
       if (!ok) {
         ex->mark_closed();  // a failed write: let the handler cancel its work
         break;
       }
-      // Stop the watcher before reading the next request (it completes with operation_aborted).
+      // Cancel the watcher's wait before reading the next request (it completes with operation_aborted).
       boost::system::error_code cec;
       stream->socket().cancel(cec);
       if (!keep_alive) break;
