@@ -5,7 +5,8 @@
 // AI and OpenAI routes, streamed and not, max_tokens 8..120, `Connection: close`; a quarter of the
 // streamed ones reset the connection right after their first event. Meanwhile `slow` clients send
 // their request headers one byte every `slowByteMs` (the server's header timeout closes them), and
-// `garbage` clients send random bytes or a truncated body and reset.
+// `garbage` clients send random bytes or a truncated body and reset, and `idle` clients connect and
+// say nothing until the server's idle timeout closes them.
 //
 // Every client that stays connected must get a complete 200 reply; `lost` lists those that did not.
 import net from 'node:net';
@@ -126,6 +127,16 @@ function slowClient(port, byteMs, giveUpMs) {
   });
 }
 
+// A client that connects and sends nothing; resolves when the server's idle timeout closes it.
+function idleClient(port, giveUpMs) {
+  return new Promise((resolve) => {
+    const sock = net.connect(port, '127.0.0.1');
+    const giveUp = setTimeout(() => sock.destroy(), giveUpMs);
+    sock.on('error', () => {});
+    sock.on('close', () => { clearTimeout(giveUp); resolve(); });
+  });
+}
+
 // A client that sends random bytes, or a request whose body stops short, then resets.
 function garbageClient(port, rand, model) {
   return new Promise((resolve) => {
@@ -148,7 +159,7 @@ function garbageClient(port, rand, model) {
 // Runs the storm; returns counts and the list of lost requests (each with its route, stream flag and
 // what the client saw).
 export async function runStorm({ port, model, requests = 2000, concurrency = 128, slow = 30, slowByteMs = 2000,
-  slowGiveUpMs = 30000, garbage = 20, seed = 1 }) {
+  slowGiveUpMs = 30000, garbage = 20, idle = 0, seed = 1 }) {
   const rand = rng(seed);
   const jobs = [];
   for (let i = 0; i < requests; ++i) {
@@ -180,6 +191,7 @@ export async function runStorm({ port, model, requests = 2000, concurrency = 128
     }
   };
   const slowDone = Array.from({ length: slow }, () => slowClient(port, slowByteMs, slowGiveUpMs));
+  const idleDone = Array.from({ length: idle }, () => idleClient(port, slowGiveUpMs));
   const garbageDone = [];
   for (let g = 0; g < garbage; ++g) {
     garbageDone.push(new Promise((r) => setTimeout(r, Math.floor(rand() * 3000))).then(() => garbageClient(port, rand, model)));
@@ -188,5 +200,6 @@ export async function runStorm({ port, model, requests = 2000, concurrency = 128
   const loadMs = Date.now() - t0;
   const slowResults = await Promise.all(slowDone);
   await Promise.all(garbageDone);
+  await Promise.all(idleDone);
   return { ok, resets, lost, loadMs, slowStatuses: slowResults.map((s) => s.status) };
 }
