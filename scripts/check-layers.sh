@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fails when a source file includes a header from a layer above its own.
+# Fails when a source file (in its layer's folder or any subfolder) includes a header from a layer
+# above its own.
 # Layer order (lower may be included by higher): util < format < kernels,text < model < runtime < server < cli
 set -euo pipefail
 src=${1:-$(dirname "$0")/../src}
@@ -23,7 +24,7 @@ for layer in "${!allowed[@]}"; do
       echo "layering violation: $file includes $inc/ (layer $layer may include: ${allowed[$layer]})"
       bad=1
     fi
-  done < <(grep -HE '^#include "[a-z_]+/' "$src/$layer"/*.{h,cpp} 2>/dev/null || true)
+  done < <(find "$src/$layer" -type f \( -name '*.h' -o -name '*.cpp' \) -exec grep -HE '^#include "[a-z_]+/' {} + || true)
 done
 [ $bad -eq 0 ] && echo "layering ok"
 exit $bad

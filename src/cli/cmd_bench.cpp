@@ -37,7 +37,7 @@
 #include "kernels/cpu.h"
 #include "kernels/quant.h"
 #include "model/forward.h"
-#include "model/kv_cache.h"
+#include "model/kv/kv_cache.h"
 #include "model/model.h"
 #include "util/error.h"
 #include "util/thread_pool.h"
@@ -208,43 +208,46 @@ class Bench {
     return s;
   }
 
-  // Fills positions [0, D) of every cache (untimed). synthetic: random k/v values in every slot, then
-  // n_past = D; attention's cost depends on how many positions are visible, not on their values, and
-  // this takes a fraction of a second where a real 16k prefill of a 7B takes minutes on 2 cores.
-  // prefill: the model itself prefills D random tokens (in --batch-size chunks), once; later
-  // repetitions rewind n_past to D over caches whose later slots hold the previous repetition's
-  // values, which again changes no cost.
+  // Fills positions [0, D) of every cache (untimed). synthetic: random k/v values at every position a
+  // query at D can see, then n_past = D; attention's cost depends on how many positions are visible,
+  // not on their values, and this takes a fraction of a second where a real 16k prefill of a 7B takes
+  // minutes on 2 cores. prefill: the model itself prefills D random tokens (in --batch-size chunks),
+  // once; later repetitions rewind n_past to D (the same blocks again without a window; with one,
+  // whichever blocks come back, whose values again change no cost).
   void fill_depth(bool first_time) {
     for (auto& c : caches_) c->clear();
     if (o_.depth == 0) return;
-    if (!o_.fill_prefill || first_time) {
+    if (o_.fill_prefill && first_time) {
+      batch_.clear();
+      for (int64_t b = 0; b < o_.batch; ++b) {
+        auto ids = random_ids(o_.depth, model_->config().n_vocab, o_.seed + 1000003 + static_cast<uint64_t>(b));
+        for (int64_t i = 0; i < o_.depth; ++i) batch_.add(ids[i], static_cast<int32_t>(i), static_cast<int32_t>(b), false);
+      }
+      fwd_.run(batch_, ptrs_, logits_);
+      return;
+    }
+    for (auto& c : caches_) {
+      if (c->reserve(o_.depth) < o_.depth) throw Error(ErrorKind::kResource, "bench: no KV blocks for the context depth");
       if (o_.fill_prefill) {
-        batch_.clear();
-        for (int64_t b = 0; b < o_.batch; ++b) {
-          auto ids = random_ids(o_.depth, model_->config().n_vocab, o_.seed + 1000003 + static_cast<uint64_t>(b));
-          for (int64_t i = 0; i < o_.depth; ++i) batch_.add(ids[i], static_cast<int32_t>(i), static_cast<int32_t>(b), false);
-        }
-        fwd_.run(batch_, ptrs_, logits_);
-        return;
+        c->advance(o_.depth);
+        continue;
       }
       uint64_t s = 0x243F6A8885A308D3ull;
-      for (auto& c : caches_) {
-        for (int64_t l = 0; l < c->n_layers(); ++l) {
-          for (int64_t slot = 0; slot < std::min(c->capacity(), o_.depth); ++slot) {
-            for (int64_t h = 0; h < c->n_kv_heads(); ++h) {
-              uint16_t* k = c->k(l, slot, h);  // (the cache holds IEEE halves)
-              uint16_t* v = c->v(l, slot, h);
-              for (int64_t d = 0; d < c->head_dim(); ++d) {
-                s = s * 6364136223846793005ull + 1442695040888963407ull;
-                k[d] = kernels::f32_to_f16(static_cast<float>(static_cast<int32_t>(s >> 32)) * (1.0f / 2147483648.0f));
-                v[d] = kernels::f32_to_f16(static_cast<float>(static_cast<int32_t>(s >> 16 & 0xffffffff)) * (1.0f / 2147483648.0f));
-              }
+      for (int64_t l = 0; l < c->n_layers(); ++l) {
+        for (int64_t pos = c->lowest_visible(o_.depth); pos < o_.depth; ++pos) {
+          for (int64_t h = 0; h < c->n_kv_heads(); ++h) {
+            uint16_t* k = c->k(l, pos, h);  // (the cache holds IEEE halves)
+            uint16_t* v = c->v(l, pos, h);
+            for (int64_t d = 0; d < c->head_dim(); ++d) {
+              s = s * 6364136223846793005ull + 1442695040888963407ull;
+              k[d] = kernels::f32_to_f16(static_cast<float>(static_cast<int32_t>(s >> 32)) * (1.0f / 2147483648.0f));
+              v[d] = kernels::f32_to_f16(static_cast<float>(static_cast<int32_t>(s >> 16 & 0xffffffff)) * (1.0f / 2147483648.0f));
             }
           }
         }
       }
+      c->advance(o_.depth);
     }
-    for (auto& c : caches_) c->clear(), c->advance(o_.depth);
   }
 
   // One repetition of a p_run-token prompt (p_run <= p) and n_decode steps; returns {prefill seconds,
@@ -386,7 +389,7 @@ int cmd_bench(int argc, char** argv) {
         ",\"decode_stddev\":%s,\"prefill_samples\":%s,\"decode_samples\":%s}\n",
         json_escape(o.model).c_str(), type.c_str(), size, n_params(m->file()), wbytes,
         json_escape(kernels::cpu_description()).c_str(), o.threads, o.batch, o.batch_size, o.p, o.n, o.depth,
-        o.depth ? (o.fill_prefill ? "prefill" : "synthetic") : "none", cfg.sliding_window, bench.cache(0).capacity(), kv,
+        o.depth ? (o.fill_prefill ? "prefill" : "synthetic") : "none", cfg.sliding_window, bench.cache(0).held_blocks() * bench.cache(0).block_size(), kv,
         rss, load_s, first_token_s, num(repack_s, m->repack() != nullptr).c_str(),
         static_cast<int64_t>(m->repack() ? m->repack()->bytes() : 0), ids_hash(bench.ids(0)).c_str(), o.reps, num(sp.median, hp).c_str(), num(sp.min, hp).c_str(),
         num(sp.max, hp).c_str(), num(sp.stddev, hp).c_str(), num(sd.median, hd).c_str(), num(sd.min, hd).c_str(),
@@ -420,7 +423,7 @@ int cmd_bench(int argc, char** argv) {
   std::printf("\nload %.3f s, first token %.3f s, peak RSS %s, KV cache %s (%" PRId64 " x %" PRId64
               " positions, window %" PRId64 "), %" PRId64 " reps + 1 warm-up, weights read per decode step %s\n",
               load_s, first_token_s, human_bytes(static_cast<double>(rss)).c_str(),
-              human_bytes(static_cast<double>(kv)).c_str(), o.batch, bench.cache(0).capacity(), cfg.sliding_window,
+              human_bytes(static_cast<double>(kv)).c_str(), o.batch, bench.cache(0).held_blocks() * bench.cache(0).block_size(), cfg.sliding_window,
               o.reps, human_bytes(static_cast<double>(wbytes)).c_str());
   return 0;
 }

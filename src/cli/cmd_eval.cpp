@@ -14,7 +14,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "model/forward.h"
-#include "model/kv_cache.h"
+#include "model/kv/kv_cache.h"
 #include "model/model.h"
 #include "util/error.h"
 

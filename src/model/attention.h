@@ -2,8 +2,9 @@
 // the one KV head they share (grouped-query attention), with keys and values stored as IEEE half.
 //
 // Forward::attention calls attend() once per (token, kv head) work item. The key list is given as
-// row pointers (one per key, in position order): the cached keys come from the rolling buffer (slot
-// j % capacity) and the chunk's own from its f16 scratch, so both are just rows here. Each key and
+// row pointers (one per key, in position order): the cached keys come from the sequence's KV blocks
+// (paged: B consecutive rows per block) and the chunk's own from its f16 scratch, so both are just
+// rows here. Each key and
 // value row is read and converted once for the whole group.
 //
 // The AVX-512 path (avx512f + f16c, head_dim % 16 == 0) computes the scores of a block of 16 keys

@@ -78,6 +78,17 @@ void Forward::validate(const Batch& batch, std::span<KvCache* const> caches) con
 
 void Forward::run(const Batch& batch, std::span<KvCache* const> caches, std::vector<float>& out) {
   validate(batch, caches);
+  // Blocks for every position the batch writes (the engine reserves them before; a cache with a pool
+  // of its own gets them here).
+  std::vector<int64_t> count(caches.size(), 0);
+  for (int32_t s : batch.seq) ++count[static_cast<size_t>(s)];
+  for (size_t s = 0; s < caches.size(); ++s) {
+    if (count[s] == 0) continue;
+    const int64_t got = caches[s]->reserve(count[s]);
+    if (got < count[s])
+      fail(ErrorKind::kResource, "forward: the KV pool has no free block for sequence " + std::to_string(s) + " (" +
+                                     std::to_string(got) + " of " + std::to_string(count[s]) + " positions reserved)");
+  }
   const size_t n = batch.size();
   const size_t step = max_chunk_ > 0 ? static_cast<size_t>(max_chunk_) : std::max<size_t>(n, 1);
   for (size_t b = 0; b < n; b += step) run_chunk(batch, b, std::min(n, b + step), caches, out);
@@ -148,14 +159,14 @@ void Forward::run_chunk(const Batch& batch, size_t begin, size_t end, std::span<
     kernels::matmul(L.wo, att_.data(), n, ffo_.data(), pool_);
     for (int64_t i = 0; i < n * dim; ++i) x_[i] += ffo_[i];
 
-    // Only now, after every token of the chunk has attended, its k/v enter the rolling buffers (a
-    // chunk longer than the window would otherwise overwrite keys its own earlier tokens still need).
+    // Only now, after every token of the chunk has attended, its k/v enter the cache's blocks (the
+    // chunk's own keys are read from k16_/v16_, the same halves).
     for (int64_t i = 0; i < n; ++i) {
       KvCache& kv = *caches[batch.seq[begin + i]];
-      const int64_t slot = batch.pos[begin + i] % kv.capacity();
+      const int64_t p = batch.pos[begin + i];
       for (int64_t h = 0; h < c.n_kv_heads; ++h) {
-        std::memcpy(kv.k(l, slot, h), &k16_[i * kv_dim + h * hd], sizeof(uint16_t) * hd);
-        std::memcpy(kv.v(l, slot, h), &v16_[i * kv_dim + h * hd], sizeof(uint16_t) * hd);
+        std::memcpy(kv.k(l, p, h), &k16_[i * kv_dim + h * hd], sizeof(uint16_t) * hd);
+        std::memcpy(kv.v(l, p, h), &v16_[i * kv_dim + h * hd], sizeof(uint16_t) * hd);
       }
     }
 
@@ -181,8 +192,8 @@ void Forward::run_chunk(const Batch& batch, size_t begin, size_t end, std::span<
 }
 
 // att_[i, h*hd .. (h+1)*hd) = sum_j softmax_j(q_ih · k_j / sqrt(hd)) v_j over the keys j of token i's
-// sequence with pos - W < j <= pos: positions before the chunk come from the cache (slot j % capacity),
-// the chunk's own positions from k16_/v16_. Query head h reads KV head h / (n_heads / n_kv_heads).
+// sequence with pos - W < j <= pos: positions before the chunk come from the cache (through its block
+// table, B consecutive rows per block), the chunk's own positions from k16_/v16_. Query head h reads KV head h / (n_heads / n_kv_heads).
 // One work item = (kv head, token): attn::attend() does the token's `group` query heads of that kv
 // head together, reading each key/value row once.
 void Forward::attention(int64_t layer, size_t begin, size_t n, const Batch& batch, std::span<KvCache* const> caches) {
@@ -192,11 +203,7 @@ void Forward::attention(int64_t layer, size_t begin, size_t n, const Batch& batc
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
 
   // Lowest visible position for each token, and the largest key count (scratch size).
-  auto lowest = [&](size_t i) -> int64_t {
-    const int64_t p = batch.pos[begin + i];
-    const int64_t w = caches[batch.seq[begin + i]]->window();
-    return w > 0 ? std::max<int64_t>(0, p - w + 1) : 0;
-  };
+  auto lowest = [&](size_t i) -> int64_t { return caches[batch.seq[begin + i]]->lowest_visible(batch.pos[begin + i]); };
   int64_t max_keys = 1;
   for (size_t i = 0; i < n; ++i) max_keys = std::max<int64_t>(max_keys, batch.pos[begin + i] - lowest(i) + 1);
   const int nt = pool_.size();
@@ -247,14 +254,18 @@ void Forward::attention(int64_t layer, size_t begin, size_t n, const Batch& batc
       const KvCache& kv = *caches[s];
       const int64_t p = batch.pos[begin + i], lo = lowest(i), np = n_past_[s];
       const std::vector<int32_t>& rows = seq_rows_[s];
-      // Keys lo .. p: first the cached ones (lo .. np-1, walking the ring from slot lo % capacity
-      // without a division per key), then the chunk's own (np .. p, rows of k16_/v16_).
-      const int64_t cap = kv.capacity(), n_cached = std::max<int64_t>(0, np - lo), nk = p - lo + 1;
-      int64_t slot = lo % cap;
-      for (int64_t j = 0; j < n_cached; ++j) {
-        kr[j] = kv.k(layer, slot, kvh);
-        vr[j] = kv.v(layer, slot, kvh);
-        if (++slot == cap) slot = 0;
+      // Keys lo .. p: first the cached ones (lo .. np-1, block by block: one table lookup per block
+      // of B rows), then the chunk's own (np .. p, rows of k16_/v16_).
+      const int64_t n_cached = std::max<int64_t>(0, np - lo), nk = p - lo + 1;
+      const int64_t B = kv.block_size();
+      for (int64_t j = 0; j < n_cached;) {
+        const int64_t pos = lo + j, in_block = pos % B, run = std::min(B - in_block, n_cached - j);
+        const uint16_t* kb0 = kv.k(layer, pos, kvh);
+        const uint16_t* vb0 = kv.v(layer, pos, kvh);
+        for (int64_t r = 0; r < run; ++r, ++j) {
+          kr[j] = kb0 + r * hd;
+          vr[j] = vb0 + r * hd;
+        }
       }
       for (int64_t j = n_cached; j < nk; ++j) {
         const int64_t row = rows[static_cast<size_t>(lo + j - np)];

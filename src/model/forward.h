@@ -6,7 +6,7 @@
 //
 // Attention semantics (mistral-reference.md §3): the query at position i sees the keys at positions
 // j with i - W < j <= i (W = the cache window, or all j <= i without one). A chunk attends to the cached
-// earlier positions plus itself; its k/v are written to the rolling buffer only after attention, so
+// earlier positions plus itself; its k/v are written to the cache's blocks only after attention, so
 // any chunking gives the same logits. The cache holds K and V as IEEE half; a chunk's own k/v are
 // rounded to half right after RoPE, so a token attends to the same values whether its keys were
 // decoded one at a time (from the cache) or are in its own chunk.
@@ -16,7 +16,7 @@
 #include <span>
 #include <vector>
 
-#include "model/kv_cache.h"
+#include "model/kv/kv_cache.h"
 #include "model/model.h"
 #include "util/huge_vector.h"
 #include "util/thread_pool.h"

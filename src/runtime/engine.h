@@ -2,11 +2,19 @@
 // batching). Requests are submitted from any thread; their callbacks run on the loop thread and must
 // be quick (hand data to an I/O thread, never block).
 //
-// Each step: admit queued requests into free slots (up to `parallel`), build one model::Batch holding
-// one decode token for every generating sequence plus a prompt chunk (at most `batch_size` tokens in
-// all) for sequences still prefilling, run it, sample, and deliver tokens. A cancelled request (its
-// callback returned false, or cancel() was called) leaves at the next step and its slot's KV cache is
-// reset and reused.
+// Each step: admit queued requests into free slots (up to `parallel`) while the KV pool has room for
+// them, build one model::Batch holding one decode token for every generating sequence plus a prompt
+// chunk (at most `batch_size` tokens in all) for sequences still prefilling, run it, sample, and
+// deliver tokens. A cancelled request (its callback returned false, or cancel() was called) leaves at
+// the next step and its blocks go back to the pool.
+//
+// KV memory (model/kv/): one pool of blocks per engine, sized by a byte budget. With the prefix cache
+// on, a new request starts on the blocks of the longest prefix of its prompt that earlier requests
+// computed (prefix_index.h) and prefills only the rest; blocks no running sequence holds stay cached
+// until the pool needs room (least recently used first). When a running sequence needs a block and
+// none is left, the most recently admitted sequence is preempted: its blocks are released (and stay
+// cached), it goes back to the head of the queue, and on its return it recomputes what is no longer
+// cached and continues where it was (the tokens it already delivered are not sent again).
 #pragma once
 
 #include <atomic>
@@ -31,7 +39,15 @@ struct EngineOptions {
   int batch_size = 512;      // max tokens per forward pass (prefill chunk budget); raised to `parallel`
                              // when smaller, since every generating sequence feeds one token per step
   int64_t context_length = 0;  // per-sequence positions limit; 0 = model's context_length
+  int64_t kv_cache_bytes = 0;  // KV pool budget; 0 = default_kv_cache_bytes(...)
+  int kv_block_size = 16;      // positions per KV block
+  bool prefix_cache = true;    // reuse cached prompt prefixes across requests
 };
+
+// The default KV budget: room for `parallel` sequences at the full context (a window bounds each
+// sequence), twice over so that as much again stays cached for prefix reuse; capped at half the
+// memory available now (MemAvailable), and never below one sequence's need.
+int64_t default_kv_cache_bytes(const model::Config& cfg, const EngineOptions& opts, int64_t context_length);
 
 enum class FinishReason { kStop, kLength, kCancelled, kError };
 const char* finish_reason_name(FinishReason r);  // "stop" | "length" | "cancelled" | "error"
@@ -46,6 +62,9 @@ struct GenerateRequest {
   // leading space ("Once upon a" -> " time"). false: the first space is stripped as decode() does
   // (a chat reply starts at its first word).
   bool continuation = false;
+  // Requests share cached KV blocks only within one namespace (0: the base model; a LoRA adapter gets
+  // its own, since its keys and values differ for the same tokens).
+  uint64_t cache_namespace = 0;
 };
 
 struct TokenEvent {
@@ -62,6 +81,7 @@ struct Completion {
   std::string error;           // when kError
   int32_t prompt_tokens = 0;
   int32_t completion_tokens = 0;
+  int32_t cached_tokens = 0;   // prompt tokens whose K/V came from the prefix cache
   std::string tail_text;       // text released at the end (held-back bytes / stop-matcher flush)
   double time_to_first_token_s = 0;
   double total_s = 0;
@@ -83,13 +103,27 @@ struct EngineStats {
   int queued = 0;
   int active = 0;
   int parallel = 0;
-  int64_t kv_bytes_used = 0;
-  int64_t kv_bytes_total = 0;
+  int64_t kv_bytes_used = 0;    // blocks held by running sequences
+  int64_t kv_bytes_cached = 0;  // blocks no sequence holds, kept for prefix reuse
+  int64_t kv_bytes_total = 0;   // the pool's budget (used + cached <= total)
+  int64_t kv_block_bytes = 0;
+  int64_t kv_block_size = 0;    // positions per block
   uint64_t tokens_generated = 0;
-  uint64_t tokens_prompted = 0;
+  uint64_t tokens_prompted = 0;       // prompt tokens prefilled (cache hits not counted)
+  uint64_t prefix_prompt_tokens = 0;  // prompt tokens of admitted requests
+  uint64_t prefix_hit_tokens = 0;     // of those, taken from the prefix cache
+  uint64_t kv_evictions = 0;          // cached blocks evicted to make room
+  uint64_t preemptions = 0;
+  bool prefix_cache = false;
 };
 
 class QueueFull : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// The request could never run: its prompt needs more KV blocks than the whole pool holds.
+class KvBudgetExceeded : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
@@ -99,8 +133,9 @@ class Engine {
   Engine(std::shared_ptr<const model::Model> model, std::shared_ptr<const text::Tokenizer> tok, EngineOptions opts);
   ~Engine();  // stops the loop; pending requests finish with kCancelled
 
-  // Throws QueueFull when the queue is full (or, with reject_if_busy, when no slot is free), and
-  // wai::Error (kInvalidInput) when the prompt does not fit the context.
+  // Throws QueueFull when the queue is full (or, with reject_if_busy, when no slot is free),
+  // wai::Error (kInvalidInput) when the prompt does not fit the context, and KvBudgetExceeded when it
+  // does not fit the KV pool.
   std::shared_ptr<RequestHandle> submit(GenerateRequest req, Callbacks cb, bool reject_if_busy = false);
 
   EngineStats stats() const;

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "model/forward.h"
-#include "model/kv_cache.h"
+#include "model/kv/kv_cache.h"
 #include "model/model.h"
 #include "util/thread_pool.h"
 

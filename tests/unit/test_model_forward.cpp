@@ -15,7 +15,7 @@
 #include "kernels/quant.h"
 #include "model/attention.h"
 #include "model/forward.h"
-#include "model/kv_cache.h"
+#include "model/kv/kv_cache.h"
 #include "model/model.h"
 #include "model/synthetic.h"
 #include "util/error.h"
@@ -461,48 +461,6 @@ TEST(ModelForward, BadInputThrowsAndLeavesCachesUntouched) {
   b.add(1, 0, 0, true);
   EXPECT_THROW(f.run(b, caches, out), Error);
   EXPECT_EQ(cache.n_past(), 1);
-}
-
-// The fields a KvCache reads, for the cache-only tests.
-Config cache_config(int64_t layers, int64_t window) {
-  Config c;
-  c.n_layers = layers;
-  c.n_kv_heads = 2;
-  c.head_dim = 8;
-  c.sliding_window = window;
-  return c;
-}
-
-TEST(ModelKvCache, RollingCapacity) {
-  Config c = cache_config(2, 16);
-  KvCache a(c, 1000);
-  EXPECT_EQ(a.capacity(), 16);
-  EXPECT_EQ(a.bytes(), int64_t(2 * 2 * 16 * 16 * 2));  // k and v, 2 layers, 16 slots, 16 halves
-  KvCache b(c, 10);
-  EXPECT_EQ(b.capacity(), 10);
-  c.sliding_window = 0;
-  KvCache d(c, 100);
-  EXPECT_EQ(d.capacity(), 100);
-  EXPECT_THROW(KvCache(c, 0), Error);
-}
-
-// The head-major layout: one KV head's slots are one contiguous run (what attention streams), and
-// every (layer, slot, head) has its own head_dim halves in k and in v.
-TEST(ModelKvCache, HeadRunsAreContiguousAndDisjoint) {
-  const Config c = cache_config(3, 0);
-  KvCache kv(c, 5);
-  std::vector<int> seen(static_cast<size_t>(kv.bytes() / 2 / 2), 0);
-  const uint16_t* base = kv.k(0, 0, 0);
-  for (int64_t l = 0; l < c.n_layers; ++l)
-    for (int64_t h = 0; h < c.n_kv_heads; ++h)
-      for (int64_t s = 0; s < kv.capacity(); ++s) {
-        if (s > 0) {
-          EXPECT_EQ(kv.k(l, s, h), kv.k(l, s - 1, h) + c.head_dim);
-        }
-        EXPECT_EQ(kv.v(l, s, h) - kv.v(0, 0, 0), kv.k(l, s, h) - base);
-        for (int64_t d = 0; d < c.head_dim; ++d) ++seen[static_cast<size_t>(kv.k(l, s, h) - base + d)];
-      }
-  for (int n : seen) EXPECT_EQ(n, 1);
 }
 
 }  // namespace

@@ -10,7 +10,7 @@
 #include "format/gguf_writer.h"
 #include "model/model.h"
 #include "model/forward.h"
-#include "model/kv_cache.h"
+#include "model/kv/kv_cache.h"
 #include "model/synthetic.h"
 #include "util/error.h"
 
