@@ -28,29 +28,31 @@ model=$tmp/bench-tiny-q4_0.gguf
   --dim 256 --layers 2 --heads 8 --kv-heads 2 --ff 768 --type q4_0 --ctx 4096 2>/dev/null
 size=$(stat -c %s "$model")
 
-# Full attention: capacity = p + n + 1 = 41; kv bytes = 2 (k, v) * 2 layers * 41 * 64 * 2 (f16).
+# Full attention: the cache holds whole 16-position blocks: p + n = 40 positions take 3 blocks, so
+# capacity 48; kv bytes = 2 (k, v) * 2 layers * 48 * 64 * 2 (f16).
 out=$("$wai" bench -m "$model" -p 32 -n 8 -t 2 -r 2 --json | json_of)
 check "$out" "r.engine === 'wai' && r.prompt_tokens === 32 && r.generated_tokens === 8 && r.batch === 1 &&
   r.threads === 2 && r.reps === 2 && r.prefill_samples.length === 2 && r.decode_samples.length === 2 &&
   r.prefill_tokens_per_s > 0 && r.decode_tokens_per_s > 0 && r.decode_min <= r.decode_tokens_per_s &&
   r.decode_tokens_per_s <= r.decode_max && r.type === 'q4_0' && r.size_bytes === $size &&
-  r.weight_bytes_per_token > 0 && r.weight_bytes_per_token < r.size_bytes && r.kv_capacity === 41 &&
-  r.kv_bytes === 2 * 2 * 41 * 64 * 2 && r.rss_peak_bytes > r.kv_bytes && r.load_s >= 0 &&
+  r.weight_bytes_per_token > 0 && r.weight_bytes_per_token < r.size_bytes && r.kv_capacity === 48 &&
+  r.kv_bytes === 2 * 2 * 48 * 64 * 2 && r.rss_peak_bytes > r.kv_bytes && r.load_s >= 0 &&
   r.first_token_s >= r.load_s" "bench --json: counts, kv bytes, sizes"
 hash=$(node -e 'console.log(JSON.parse(process.argv[1]).prompt_hash)' "$out")
 
-# Batch of 3: three caches, three prompts; aggregate tokens/s.
+# Batch of 3: three caches, three prompts (16 + 4 positions: 2 blocks each); aggregate tokens/s.
 out=$("$wai" bench -m "$model" -p 16 -n 4 -r 1 --batch 3 --batch-size 7 --json | json_of)
-check "$out" "r.batch === 3 && r.batch_size === 7 && r.kv_bytes === 3 * 2 * 2 * 21 * 64 * 2 &&
+check "$out" "r.batch === 3 && r.batch_size === 7 && r.kv_bytes === 3 * 2 * 2 * 32 * 64 * 2 &&
   r.decode_tokens_per_s > 0 && r.prefill_tokens_per_s > 0" "bench --batch 3"
 
-# Long context: 300 positions deep; with a 64-position window the cache holds 64 positions only.
+# Long context: 300 positions deep; with a 64-position window the cache holds 64 positions only;
+# without one, 300 + 4 positions = 19 blocks.
 out=$("$wai" bench -m "$model" -p 0 -n 4 -r 1 --ctx-depth 300 --sliding-window 64 --json | json_of)
 check "$out" "r.ctx_depth === 300 && r.sliding_window === 64 && r.kv_capacity === 64 &&
   r.kv_bytes === 2 * 2 * 64 * 64 * 2 && r.prefill_tokens_per_s === null && r.decode_tokens_per_s > 0" \
   "bench --ctx-depth with window"
 out=$("$wai" bench -m "$model" -p 0 -n 4 -r 1 --ctx-depth 300 --sliding-window 0 --json | json_of)
-check "$out" "r.sliding_window === 0 && r.kv_capacity === 305 && r.ctx_fill === 'synthetic'" \
+check "$out" "r.sliding_window === 0 && r.kv_capacity === 304 && r.ctx_fill === 'synthetic'" \
   "bench --ctx-depth full attention"
 out=$("$wai" bench -m "$model" -p 4 -n 4 -r 2 --ctx-depth 100 --ctx-fill prefill --batch 2 --json | json_of)
 check "$out" "r.ctx_fill === 'prefill' && r.batch === 2 && r.decode_samples.length === 2" "bench --ctx-fill prefill"
