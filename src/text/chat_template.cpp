@@ -56,8 +56,14 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
+// The generated ids of an assistant turn, when the memo has its exact text.
+std::optional<std::vector<int32_t>> generated(const AnswerMemo* memo, const std::string& text) {
+  if (!memo || text.empty()) return std::nullopt;
+  return memo->find(text);
+}
+
 // Mistral v0.1 (mistral-common InstructTokenizerV1): the system prompt goes before the first user message.
-std::vector<int32_t> mistral_v01(const Tokenizer& tok, Conversation c) {
+std::vector<int32_t> mistral_v01(const Tokenizer& tok, Conversation c, const AnswerMemo* memo) {
   std::vector<int32_t> out{tok.bos()};
   bool first_user = true;
   for (auto& t : c.turns) {
@@ -67,7 +73,8 @@ std::vector<int32_t> mistral_v01(const Tokenizer& tok, Conversation c) {
       first_user = false;
       append(out, tok.encode("[INST] " + text + " [/INST]", false));
     } else {
-      append(out, tok.encode(t.text, false));
+      auto ids = generated(memo, t.text);
+      append(out, ids ? *ids : tok.encode(t.text, false));
       out.push_back(tok.eos());
     }
   }
@@ -77,7 +84,7 @@ std::vector<int32_t> mistral_v01(const Tokenizer& tok, Conversation c) {
 // Llama 2 chat (Meta's llama/generation.py chat_completion): each user/assistant exchange is
 // BOS sp("[INST] {user} [/INST] {assistant} ") EOS with both texts stripped; a final user turn is
 // BOS sp("[INST] {user} [/INST]"); the system prompt is wrapped in <<SYS>> inside the first user turn.
-std::vector<int32_t> llama2(const Tokenizer& tok, Conversation c) {
+std::vector<int32_t> llama2(const Tokenizer& tok, Conversation c, const AnswerMemo* memo) {
   std::vector<int32_t> out;
   bool first_user = true;
   for (size_t i = 0; i < c.turns.size(); ++i) {
@@ -94,7 +101,12 @@ std::vector<int32_t> llama2(const Tokenizer& tok, Conversation c) {
     out.push_back(tok.bos());
     if (i + 1 < c.turns.size()) {
       const Turn& a = c.turns[++i];
-      append(out, tok.encode("[INST] " + std::string(trim(user)) + " [/INST] " + std::string(trim(a.text)) + " ", false));
+      if (auto ids = generated(memo, a.text)) {  // the exchange as it was generated
+        append(out, tok.encode("[INST] " + std::string(trim(user)) + " [/INST]", false));
+        append(out, *ids);
+      } else {
+        append(out, tok.encode("[INST] " + std::string(trim(user)) + " [/INST] " + std::string(trim(a.text)) + " ", false));
+      }
       out.push_back(tok.eos());
     } else {
       append(out, tok.encode("[INST] " + std::string(trim(user)) + " [/INST]", false));
@@ -103,14 +115,24 @@ std::vector<int32_t> llama2(const Tokenizer& tok, Conversation c) {
   return out;
 }
 
-// Completion style: BOS sp("{system}\n\n{turn1}\n{turn2}...").
-std::vector<int32_t> plain(const Tokenizer& tok, const Conversation& c) {
-  std::string text = c.has_system ? c.system + "\n\n" : "";
-  for (size_t i = 0; i < c.turns.size(); ++i) {
-    if (i) text += "\n";
-    text += c.turns[i].text;
+// Completion style: BOS [sp(system) nl nl] sp(turn 1) nl sp(turn 2) ... sp(turn n). Each piece on its
+// own so that a prompt is a token prefix of its continuation (one string would let a turn's last
+// characters merge with what follows); a lone user message is exactly encode(text, true).
+std::vector<int32_t> plain(const Tokenizer& tok, const Conversation& c, const AnswerMemo* memo) {
+  const std::vector<int32_t> nl = tok.encode_continuation("\n");
+  std::vector<int32_t> out{tok.bos()};
+  if (c.has_system) {
+    append(out, tok.encode(c.system, false));
+    append(out, nl);
+    append(out, nl);
   }
-  return tok.encode(text, true);
+  for (size_t i = 0; i < c.turns.size(); ++i) {
+    const Turn& t = c.turns[i];
+    if (i) append(out, nl);
+    const std::optional<std::vector<int32_t>> ids = t.user ? std::nullopt : generated(memo, t.text);
+    append(out, ids ? *ids : tok.encode(t.text, false));
+  }
+  return out;
 }
 
 std::string lower(std::string s) {
@@ -149,14 +171,15 @@ ChatTemplate detect_chat_template(const gguf::File& file) {
   return ChatTemplate::kMistralV01;
 }
 
-std::vector<int32_t> apply_chat_template(ChatTemplate t, const Tokenizer& tok, std::span<const ChatMessage> messages) {
+std::vector<int32_t> apply_chat_template(ChatTemplate t, const Tokenizer& tok, std::span<const ChatMessage> messages,
+                                         const AnswerMemo* memo) {
   Conversation c = normalize(messages);
   switch (t) {
-    case ChatTemplate::kMistralV01: return mistral_v01(tok, std::move(c));
-    case ChatTemplate::kLlama2: return llama2(tok, std::move(c));
-    case ChatTemplate::kPlain: return plain(tok, c);
+    case ChatTemplate::kMistralV01: return mistral_v01(tok, std::move(c), memo);
+    case ChatTemplate::kLlama2: return llama2(tok, std::move(c), memo);
+    case ChatTemplate::kPlain: return plain(tok, c, memo);
   }
-  return mistral_v01(tok, std::move(c));
+  return mistral_v01(tok, std::move(c), memo);
 }
 
 }  // namespace wai::text

@@ -140,11 +140,11 @@ const std::string& Tokenizer::piece(int32_t id) const {
 bool Tokenizer::is_control(int32_t id) const { return id >= 0 && id < n_vocab() && v_.types[id] == TokenType::kControl; }
 bool Tokenizer::is_eog(int32_t id) const { return id == v_.eos || (v_.eot >= 0 && id == v_.eot); }
 
-std::string Tokenizer::normalize(std::string_view text) const {
+std::string Tokenizer::normalize(std::string_view text, bool space_prefix) const {
   std::string out;
   if (text.empty()) return out;
   out.reserve(text.size() + text.size() / 2 + kSpaceSymbol.size());
-  if (v_.add_space_prefix) out += kSpaceSymbol;
+  if (space_prefix && v_.add_space_prefix) out += kSpaceSymbol;
   size_t i = 0;
   while (i < text.size()) {
     const size_t len = utf8_valid_len(text.substr(i));
@@ -175,9 +175,15 @@ int32_t Tokenizer::lookup(std::string_view p) const {
 }
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos) const {
+  return encode_impl(text, add_bos, true);
+}
+
+std::vector<int32_t> Tokenizer::encode_continuation(std::string_view text) const { return encode_impl(text, false, false); }
+
+std::vector<int32_t> Tokenizer::encode_impl(std::string_view text, bool add_bos, bool space_prefix) const {
   std::vector<int32_t> out;
   if (add_bos) out.push_back(v_.bos);
-  const std::string norm = normalize(text);
+  const std::string norm = normalize(text, space_prefix);
   if (norm.empty()) return out;
   out.reserve(out.size() + norm.size() / 3 + 1);
 

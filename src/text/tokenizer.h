@@ -48,6 +48,9 @@ class Tokenizer {
   static Tokenizer from_vocab(Vocab vocab);
 
   std::vector<int32_t> encode(std::string_view text, bool add_bos) const;
+  // Text that continues earlier tokens: no dummy prefix, no BOS (e.g. a separator after a turn whose
+  // ids are already known: "\n" -> <0x0A>, not "▁" <0x0A>).
+  std::vector<int32_t> encode_continuation(std::string_view text) const;
   std::string decode(std::span<const int32_t> ids) const;  // skips control tokens
   // The bytes one token contributes (byte pieces give one raw byte; "▁" -> ' '); control -> "".
   std::string token_bytes(int32_t id) const;
@@ -78,7 +81,8 @@ class Tokenizer {
   void check_id(int32_t id) const;  // throws wai::Error for an id outside [0, n_vocab)
   // SentencePiece's identity normalizer: invalid UTF-8 bytes -> U+FFFD (one per byte), ' ' -> "▁",
   // dummy prefix. Returns "" for "".
-  std::string normalize(std::string_view text) const;
+  std::string normalize(std::string_view text, bool space_prefix) const;
+  std::vector<int32_t> encode_impl(std::string_view text, bool add_bos, bool space_prefix) const;
   // Longest user-defined piece that prefixes `s` (0: none).
   size_t match_user_defined(std::string_view s) const;
   int32_t lookup(std::string_view piece) const;  // reserved first, then mergeable; -1 when absent
