@@ -33,6 +33,10 @@ const char* kHelp = R"(usage: wai serve [--catalog FILE | -m MODEL.gguf] [option
   --max-queue N         waiting requests per model beyond the slots; more -> 429 (default 64)
   --batch-size N        max tokens per forward pass (default 512)
   -c, --ctx-size N      per-sequence context limit (default: the model's; catalog entries override)
+  --kv-cache-mib N      KV cache pool per model, in MiB (default: room for --parallel sequences at the
+                        full context twice over, at most half the free memory; printed at load)
+  --kv-block-size N     positions per KV block (default 16)
+  --no-prefix-cache     do not reuse cached prompt prefixes across requests
   --api-key-file FILE   bearer tokens, one per line (also env WAI_API_KEYS, comma-separated)
   --no-sse-padding      omit the "p" padding field from Workers AI stream events
   --timeout S           generation deadline per request in seconds, queue wait included (default 600)
@@ -68,11 +72,11 @@ std::chrono::milliseconds seconds_opt(const Args& a, const char* name, double de
 }  // namespace
 
 int cmd_serve(int argc, char** argv) {
-  Args a(argc, argv, {"--preload", "--no-sse-padding", "--quiet", "--help", "-h"},
+  Args a(argc, argv, {"--preload", "--no-sse-padding", "--no-prefix-cache", "--quiet", "--help", "-h"},
          {"--catalog", "-m", "--model", "--chat-template", "--sliding-window", "--host", "--port", "--preload", "-t",
           "--threads", "--parallel", "--max-queue", "--batch-size", "-c", "--ctx-size", "--api-key-file",
           "--no-sse-padding", "--timeout", "--max-body-bytes", "--idle-timeout", "--header-timeout", "--io-threads",
-          "--grace", "--quiet", "--help", "-h"});
+          "--grace", "--quiet", "--help", "-h", "--kv-cache-mib", "--kv-block-size", "--no-prefix-cache"});
   if (a.has("--help") || a.has("-h")) {
     std::fputs(kHelp, stdout);
     return 0;
@@ -87,6 +91,14 @@ int cmd_serve(int argc, char** argv) {
   eo.context_length = a.get_int({"-c", "--ctx-size"}, 0);
   if (eo.threads < 1 || eo.parallel < 1 || eo.max_queue < 0 || eo.batch_size < 1 || eo.context_length < 0)
     invalid("serve: --threads, --parallel and --batch-size must be >= 1, --max-queue and --ctx-size >= 0");
+  const int64_t kv_mib = a.get_int({"--kv-cache-mib"}, 0);
+  if (a.has("--kv-cache-mib") && (kv_mib < 1 || kv_mib > (int64_t{1} << 24)))
+    invalid("serve: --kv-cache-mib must be in 1..16777216");
+  eo.kv_cache_bytes = kv_mib << 20;
+  const int64_t block = a.get_int({"--kv-block-size"}, 16);
+  if (block < 1 || block > 4096) invalid("serve: --kv-block-size must be in 1..4096");
+  eo.kv_block_size = static_cast<int>(block);
+  eo.prefix_cache = !a.has("--no-prefix-cache");
 
   std::unique_ptr<server::Catalog> catalog;
   if (auto m = a.get_any({"-m", "--model"})) {

@@ -110,6 +110,13 @@ struct Sequence {
 
 int64_t blocks_for(int64_t positions, int64_t block) { return (positions + block - 1) / block; }
 
+// "1.5 MiB"
+std::string mib(int64_t bytes) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+  return b;
+}
+
 }  // namespace
 
 int64_t default_kv_cache_bytes(const model::Config& cfg, const EngineOptions& opts, int64_t ctx) {
@@ -207,9 +214,9 @@ struct Engine::Impl {
     const int64_t need = min_blocks(static_cast<int64_t>(req.prompt.size()));
     if (need > n_blocks)
       throw KvBudgetExceeded("the prompt has " + std::to_string(req.prompt.size()) + " tokens, whose keys and values need " +
-                             std::to_string(need) + " KV blocks (" + std::to_string(need * kv_block_bytes >> 20) +
-                             " MiB), but the whole KV cache holds " + std::to_string(n_blocks) + " blocks (" +
-                             std::to_string(kv_total >> 20) + " MiB; see --kv-cache-mib)");
+                             std::to_string(need) + " KV blocks (" + mib(need * kv_block_bytes) +
+                             "), but the whole KV cache holds " + std::to_string(n_blocks) + " blocks (" +
+                             mib(kv_total) + "; see --kv-cache-mib)");
     auto r = std::make_shared<Request>();
     r->req = std::move(req);
     r->cb = std::move(cb);

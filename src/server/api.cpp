@@ -175,7 +175,12 @@ void Api::metrics_route(std::shared_ptr<Exchange>& ex) {
       g.active = s.active;
       g.parallel = s.parallel;
       g.kv_used = s.kv_bytes_used;
-      g.kv_total = s.kv_bytes_total;
+      g.kv_cached = s.kv_bytes_cached;
+      g.kv_budget = s.kv_bytes_total;
+      g.prefix_prompt_tokens = s.prefix_prompt_tokens;
+      g.prefix_hit_tokens = s.prefix_hit_tokens;
+      g.kv_evictions = s.kv_evictions;
+      g.preemptions = s.preemptions;
     }
     gauges.push_back(g);
   }

@@ -1,5 +1,6 @@
 #include "server/catalog.h"
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -54,7 +55,18 @@ std::shared_ptr<LoadedModel> ModelHost::do_load() {
     lm->chat_template = text::detect_chat_template(m->file());
   }
   lm->engine = std::make_shared<runtime::Engine>(m, tok, opts_);
+  std::fprintf(stderr, "wai serve: model %s: %s\n", entry_.name.c_str(), describe_kv(lm->engine->stats()).c_str());
   return lm;
+}
+
+std::string describe_kv(const runtime::EngineStats& s) {
+  const int64_t blocks = s.kv_block_bytes > 0 ? s.kv_bytes_total / s.kv_block_bytes : 0;
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "KV cache %.1f MiB (%lld blocks of %lld positions, %lld positions), prefix cache %s",
+                static_cast<double>(s.kv_bytes_total) / (1 << 20), static_cast<long long>(blocks),
+                static_cast<long long>(s.kv_block_size), static_cast<long long>(blocks * s.kv_block_size),
+                s.prefix_cache ? "on" : "off");
+  return buf;
 }
 
 void ModelHost::load_now() {

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "runtime/engine.h"
+#include "text/answer_memo.h"
 #include "text/chat_template.h"
 
 namespace wai::server {
@@ -42,7 +43,14 @@ struct CatalogEntry {
 struct LoadedModel {
   std::shared_ptr<runtime::Engine> engine;
   text::ChatTemplate chat_template = text::ChatTemplate::kMistralV01;
+  // The ids of answers this model generated (see answer_memo.h), used by the chat template with the
+  // prefix cache on or off alike, so that both render the same prompts.
+  std::shared_ptr<text::AnswerMemo> answers = std::make_shared<text::AnswerMemo>();
 };
+
+// One line on the KV pool a loaded model got: "KV cache 512.0 MiB (4096 blocks of 16 positions, 65536
+// positions), prefix cache on".
+std::string describe_kv(const runtime::EngineStats& s);
 
 class ModelHost {
  public:

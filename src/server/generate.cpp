@@ -44,10 +44,12 @@ void GenJob::start(std::shared_ptr<LoadedModel> model) {
   std::vector<int32_t> prompt;
   try {
     if (in_.use_messages) {
-      prompt = text::apply_chat_template(model->chat_template, tok, in_.messages);
+      answers_ = model->answers;
+      prompt = text::apply_chat_template(model->chat_template, tok, in_.messages, answers_.get());
     } else if (in_.raw) {
       prompt = tok.encode(in_.prompt, tok.add_bos());
     } else {
+      answers_ = model->answers;
       text::ChatMessage m{"user", in_.prompt};
       prompt = text::apply_chat_template(model->chat_template, tok, std::span<const text::ChatMessage>(&m, 1));
     }
@@ -88,6 +90,9 @@ void GenJob::start(std::shared_ptr<LoadedModel> model) {
     lk.unlock();
     return fail(429, 3040,
                 std::string("Capacity temporarily exceeded, please try again later (") + e.what() + ")", 1);
+  } catch (const runtime::KvBudgetExceeded& e) {
+    lk.unlock();
+    return fail(413, 5021, std::string("The input does not fit this server's KV cache: ") + e.what());
   } catch (const wai::Error& e) {
     lk.unlock();
     if (e.kind() == ErrorKind::kInvalidInput) return fail(413, 5021, std::string("Context window limit exceeded: ") + e.what());
@@ -131,8 +136,22 @@ json GenJob::logprob_entry(const runtime::TokenEvent& ev) const {
   return {{"token", t}, {"logprob", ev.logprob}, {"bytes", bytes}, {"top_logprobs", json::array()}};
 }
 
-json GenJob::usage_json(int prompt, int completion) const {
-  return {{"prompt_tokens", prompt}, {"completion_tokens", completion}, {"total_tokens", prompt + completion}};
+// usage as Workers AI and OpenAI send it; prompt_tokens_details.cached_tokens: prompt tokens whose keys
+// and values came from the prefix cache.
+json GenJob::usage_json(const runtime::Completion& c) const {
+  return {{"prompt_tokens", c.prompt_tokens}, {"completion_tokens", c.completion_tokens},
+          {"total_tokens", c.prompt_tokens + c.completion_tokens},
+          {"prompt_tokens_details", {{"cached_tokens", c.cached_tokens}}}};
+}
+
+// Remembers a chat answer's ids when they are exactly what the client got: the whole generation (no
+// stop string cut it: then the ids would decode to more than the text), nothing cancelled or failed.
+void GenJob::remember_answer(const runtime::Completion& c) {
+  if (!answers_ || token_ids_.empty()) return;
+  if (c.reason != runtime::FinishReason::kStop && c.reason != runtime::FinishReason::kLength) return;
+  std::string text = text_ + c.tail_text;
+  if (tok_->decode(token_ids_) != text) return;
+  answers_->remember(std::move(text), token_ids_);
 }
 
 // One streamed event for `text` (and the token's logprob when requested), or the final chunk of an
@@ -168,11 +187,12 @@ bool GenJob::on_token(const runtime::TokenEvent& ev) {
   got_token_ = true;
   last_token_ = now;
   if (cancelled_ || ex_->closed()) return false;
+  token_ids_.push_back(ev.id);
+  text_ += ev.text;
   if (in_.stream) {
     if (!ev.text.empty() || (in_.logprobs && openai())) ex_->write(chunk_json(ev.text, &ev, nullptr));
-  } else {
-    text_ += ev.text;
-    if (in_.logprobs) logprobs_.push_back(logprob_entry(ev));
+  } else if (in_.logprobs) {
+    logprobs_.push_back(logprob_entry(ev));
   }
   return true;
 }
@@ -185,8 +205,10 @@ void GenJob::on_done(const runtime::Completion& c) {
   if (c.completion_tokens > 0) api_.metrics().observe_ttft(model_name_, c.time_to_first_token_s);
   std::string finish = runtime::finish_reason_name(c.reason);
   if (timed_out_) finish = "timeout";
+  remember_answer(c);
   ex_->note([&](RequestInfo& i) {
     i.prompt_tokens = c.prompt_tokens;
+    i.cached_tokens = c.cached_tokens;
     i.completion_tokens = c.completion_tokens;
     if (c.completion_tokens > 0) i.ttft_s = c.time_to_first_token_s;
     i.finish = finish;
@@ -204,7 +226,7 @@ void GenJob::on_done(const runtime::Completion& c) {
                                  std::to_string(api_.options().request_timeout.count() / 1000.0) + " s");
     if (cancelled) return fail(503, 3040, "The server is shutting down; the request was cancelled");
     text_ += c.tail_text;
-    json usage = usage_json(c.prompt_tokens, c.completion_tokens);
+    json usage = usage_json(c);
     HttpResponse r;
     if (fmt_ == WireFormat::kWorkersAi) {
       r.body = dump_json(envelope_ok({{"response", text_}, {"usage", usage}}));
@@ -235,12 +257,10 @@ void GenJob::on_done(const runtime::Completion& c) {
     json e = {{"error", {{"message", "Generation failed: " + c.error}, {"code", 5000}}}};
     ex_->write(sse_event(dump_json(e)));
   }
-  json usage = usage_json(c.prompt_tokens, c.completion_tokens);
+  json usage = usage_json(c);
   if (fmt_ == WireFormat::kWorkersAi) {
     ex_->write(chunk_json("", nullptr, nullptr));
-    ex_->write(sse_event("{\"response\":\"\",\"usage\":{\"prompt_tokens\":" + std::to_string(c.prompt_tokens) +
-                         ",\"completion_tokens\":" + std::to_string(c.completion_tokens) +
-                         ",\"total_tokens\":" + std::to_string(c.prompt_tokens + c.completion_tokens) + "}}"));
+    ex_->write(sse_event("{\"response\":\"\",\"usage\":" + dump_json(usage) + "}"));
   } else {
     ex_->write(chunk_json("", nullptr, oa_finish));
     if (in_.include_usage) {

@@ -1,7 +1,9 @@
 // One generation request from an HTTP route to runtime::Engine and back, in one of three wire formats.
 //
 // Flow: tokenize (chat template unless raw) -> context check (413/5021) -> Engine::submit (429/3040 when
-// the queue is full) -> tokens arrive on the engine's loop thread -> SSE events or one JSON reply.
+// the queue is full, 413/5021 when the prompt alone needs more KV blocks than the pool has) -> tokens
+// arrive on the engine's loop thread -> SSE events or one JSON reply. A chat answer that finished
+// cleanly is remembered with its ids (text/answer_memo.h) so the next turn's prompt hits the cache.
 // The peer closing the connection, or the request deadline passing, cancels the engine request.
 #pragma once
 
@@ -41,7 +43,8 @@ class GenJob : public std::enable_shared_from_this<GenJob> {
   void cancel();
   std::string chunk_json(const std::string& text, const runtime::TokenEvent* ev, const char* finish);
   nlohmann::json logprob_entry(const runtime::TokenEvent& ev) const;
-  nlohmann::json usage_json(int prompt, int completion) const;
+  nlohmann::json usage_json(const runtime::Completion& c) const;
+  void remember_answer(const runtime::Completion& c);
   bool openai() const { return fmt_ != WireFormat::kWorkersAi; }
 
   Api& api_;
@@ -52,6 +55,7 @@ class GenJob : public std::enable_shared_from_this<GenJob> {
   // Not the LoadedModel: jobs live in the engine's callbacks, and holding the engine from there could
   // make its loop thread destroy its own engine.
   const text::Tokenizer* tok_ = nullptr;
+  std::shared_ptr<text::AnswerMemo> answers_;  // null: not a chat (raw text continues, no turns)
   std::string id_;
   int64_t created_ = 0;
   SsePadding padding_;
@@ -62,9 +66,9 @@ class GenJob : public std::enable_shared_from_this<GenJob> {
   std::shared_ptr<runtime::RequestHandle> handle_;
   std::atomic<bool> cancelled_{false};
   std::atomic<bool> timed_out_{false};
-  std::string text_;                       // non-streamed: the whole response
+  std::string text_;                       // the text delivered so far (streamed or not)
   std::vector<nlohmann::json> logprobs_;   // non-streamed, when requested
-  std::vector<int32_t> token_ids_;
+  std::vector<int32_t> token_ids_;         // every generated id, in order (for the answer memo)
 };
 
 }  // namespace wai::server

@@ -92,16 +92,28 @@ std::string Metrics::render(const std::vector<ModelGauges>& models, int open_con
   render_hist(o, "wai_time_to_first_token_seconds", "model", ttft_, kTtftBounds);
   o += "# HELP wai_time_per_output_token_seconds Time between consecutive generated tokens of a request.\n";
   render_hist(o, "wai_time_per_output_token_seconds", "model", token_gap_, kTokenBounds);
-  auto gauge = [&](const char* name, const char* help, auto get) {
-    o += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " gauge\n";
+  auto per_model = [&](const char* type, const char* name, const char* help, auto get) {
+    o += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
     for (const auto& m : models) o += std::string(name) + "{model=\"" + prom_escape(m.model) + "\"} " + std::to_string(get(m)) + "\n";
   };
+  auto gauge = [&](const char* name, const char* help, auto get) { per_model("gauge", name, help, get); };
+  auto counter = [&](const char* name, const char* help, auto get) { per_model("counter", name, help, get); };
   gauge("wai_model_loaded", "1 when the model is loaded.", [](const ModelGauges& m) { return m.loaded ? 1 : 0; });
   gauge("wai_queue_depth", "Requests waiting for a slot.", [](const ModelGauges& m) { return m.queued; });
   gauge("wai_active_sequences", "Sequences being generated.", [](const ModelGauges& m) { return m.active; });
   gauge("wai_parallel_slots", "Sequences that can be generated together.", [](const ModelGauges& m) { return m.parallel; });
-  gauge("wai_kv_cache_used_bytes", "KV cache bytes in use.", [](const ModelGauges& m) { return m.kv_used; });
-  gauge("wai_kv_cache_total_bytes", "KV cache bytes allocated.", [](const ModelGauges& m) { return m.kv_total; });
+  gauge("wai_kv_cache_used_bytes", "KV cache bytes held by running sequences.", [](const ModelGauges& m) { return m.kv_used; });
+  gauge("wai_kv_cache_cached_bytes", "KV cache bytes no sequence holds, kept for prefix reuse.",
+        [](const ModelGauges& m) { return m.kv_cached; });
+  gauge("wai_kv_cache_budget_bytes", "KV cache pool size (used + cached never exceed it).",
+        [](const ModelGauges& m) { return m.kv_budget; });
+  counter("wai_prefix_cache_prompt_tokens_total", "Prompt tokens of admitted requests.",
+          [](const ModelGauges& m) { return m.prefix_prompt_tokens; });
+  counter("wai_prefix_cache_hit_tokens_total", "Prompt tokens whose keys and values came from the prefix cache.",
+          [](const ModelGauges& m) { return m.prefix_hit_tokens; });
+  counter("wai_kv_cache_evictions_total", "Cached KV blocks evicted to make room.", [](const ModelGauges& m) { return m.kv_evictions; });
+  counter("wai_kv_preemptions_total", "Running sequences preempted because the KV pool ran dry.",
+          [](const ModelGauges& m) { return m.preemptions; });
   o += "# HELP wai_open_connections Open HTTP connections.\n# TYPE wai_open_connections gauge\nwai_open_connections " +
        std::to_string(open_connections) + "\n";
   return o;

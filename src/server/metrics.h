@@ -6,7 +6,13 @@
 //   wai_time_to_first_token_seconds{model}               histogram
 //   wai_time_per_output_token_seconds{model}             histogram (gap between consecutive tokens)
 //   wai_queue_depth{model}, wai_active_sequences{model}, wai_parallel_slots{model},
-//   wai_kv_cache_used_bytes{model}, wai_kv_cache_total_bytes{model}, wai_model_loaded{model}   gauges
+//   wai_model_loaded{model}                              gauges
+//   wai_kv_cache_used_bytes{model}     KV blocks held by running sequences     gauge
+//   wai_kv_cache_cached_bytes{model}   blocks no sequence holds, kept for reuse gauge
+//   wai_kv_cache_budget_bytes{model}   the pool (used + cached <= budget)     gauge
+//   wai_prefix_cache_prompt_tokens_total{model}, wai_prefix_cache_hit_tokens_total{model}  counters
+//     (prompt tokens of admitted requests; of those, the ones whose K/V came from the cache)
+//   wai_kv_cache_evictions_total{model}, wai_kv_preemptions_total{model}  counters
 //   wai_open_connections                                 gauge
 // Thread-safe; observations take one mutex (cheap next to a decode step).
 #pragma once
@@ -24,7 +30,8 @@ struct ModelGauges {
   std::string model;
   bool loaded = false;
   int queued = 0, active = 0, parallel = 0;
-  int64_t kv_used = 0, kv_total = 0;
+  int64_t kv_used = 0, kv_cached = 0, kv_budget = 0;
+  uint64_t prefix_prompt_tokens = 0, prefix_hit_tokens = 0, kv_evictions = 0, preemptions = 0;
 };
 
 class Metrics {

@@ -1,12 +1,22 @@
 #include "server/request_log.h"
 
 #include <cstdio>
+#include <string_view>
 
 namespace wai::server {
 
+namespace {
+// A header value fit for one log field: printable ASCII without spaces, at most 128 bytes.
+std::string log_field(std::string_view v) {
+  std::string out;
+  for (char c : v.substr(0, 128)) out += (c > 32 && c < 127) ? c : '_';
+  return out;
+}
+}  // namespace
+
 LoggedExchange::LoggedExchange(std::shared_ptr<Exchange> inner, Metrics& metrics, bool log, const HttpRequest& req)
     : inner_(std::move(inner)), metrics_(metrics), log_(log), method_(req.method), path_(req.path), remote_(req.remote),
-      start_(std::chrono::steady_clock::now()) {}
+      session_(log_field(req.header("x-session-affinity"))), start_(std::chrono::steady_clock::now()) {}
 
 void LoggedExchange::install() {
   std::weak_ptr<LoggedExchange> weak = shared_from_this();
@@ -100,7 +110,9 @@ void LoggedExchange::finish(int status) {
   std::snprintf(buf, sizeof buf, " total_ms=%.1f", total * 1e3);
   line += buf;
   if (!info.finish.empty()) line += " finish=" + info.finish;
+  if (info.cached_tokens >= 0) line += " cached_tokens=" + std::to_string(info.cached_tokens);
   if (info.stream) line += " stream=1";
+  if (!session_.empty()) line += " session=" + session_;
   line += " remote=" + remote_ + "\n";
   std::fputs(line.c_str(), stderr);
 }

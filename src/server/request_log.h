@@ -3,7 +3,10 @@
 // before the reply was complete.
 //
 //   wai: request method=POST route=ai_run path=/ai/run/@cf/x model=@cf/x status=200 prompt_tokens=12
-//        completion_tokens=40 ttft_ms=3.1 total_ms=85.2 finish=stop stream=1 remote=127.0.0.1:5123
+//        completion_tokens=40 ttft_ms=3.1 total_ms=85.2 finish=stop cached_tokens=8 stream=1
+//        session=chat-42 remote=127.0.0.1:5123
+// session: the request's x-session-affinity header (Workers AI's prompt-caching hint; a balancer in
+// front routes on it), printable ASCII only, at most 128 bytes.
 #pragma once
 
 #include <chrono>
@@ -20,6 +23,7 @@ struct RequestInfo {
   std::string route = "unknown";
   std::string model;
   int prompt_tokens = -1;
+  int cached_tokens = -1;
   int completion_tokens = -1;
   double ttft_s = -1;
   std::string finish;
@@ -55,7 +59,7 @@ class LoggedExchange : public Exchange, public std::enable_shared_from_this<Logg
   std::shared_ptr<Exchange> inner_;
   Metrics& metrics_;
   bool log_;
-  std::string method_, path_, remote_;
+  std::string method_, path_, remote_, session_;
   std::chrono::steady_clock::time_point start_;
   std::mutex mu_;
   RequestInfo info_;

@@ -27,8 +27,9 @@ test('health and metrics', async () => {
   assert.match(m.headers.get('content-type'), /^text\/plain; version=0\.0\.4/);
   const text = await m.text();
   for (const name of ['wai_requests_total', 'wai_time_to_first_token_seconds', 'wai_time_per_output_token_seconds',
-    'wai_queue_depth', 'wai_active_sequences', 'wai_kv_cache_used_bytes', 'wai_kv_cache_total_bytes',
-    'wai_generated_tokens_total', 'wai_prompt_tokens_total']) {
+    'wai_queue_depth', 'wai_active_sequences', 'wai_kv_cache_used_bytes', 'wai_kv_cache_budget_bytes',
+    'wai_kv_cache_cached_bytes', 'wai_prefix_cache_hit_tokens_total', 'wai_prefix_cache_prompt_tokens_total',
+    'wai_kv_cache_evictions_total', 'wai_kv_preemptions_total', 'wai_generated_tokens_total', 'wai_prompt_tokens_total']) {
     assert.match(text, new RegExp(`# TYPE ${name} `), name);
   }
   assert.ok(metricValue(text, 'wai_requests_total{route="health",status="200"}') >= 1);
@@ -84,7 +85,13 @@ test('stream: exact SSE framing, padding, end events, same text as not streamed'
   const usageEvent = parsed.at(-1);
   assert.deepEqual(Object.keys(usageEvent), ['response', 'usage']);
   assert.equal(usageEvent.response, '');
-  assert.deepEqual(usageEvent.usage, plain.json.result.usage);
+  // The same counts; the streamed request found the whole prompt but its last token in the cache (that
+  // one is run again for its logits).
+  const { prompt_tokens_details: cachedPlain, ...countsPlain } = plain.json.result.usage;
+  const { prompt_tokens_details: cachedStream, ...countsStream } = usageEvent.usage;
+  assert.deepEqual(countsStream, countsPlain);
+  assert.equal(typeof cachedPlain.cached_tokens, 'number');
+  assert.equal(cachedStream.cached_tokens, countsStream.prompt_tokens - 1);
   const endEvent = parsed.at(-2);
   assert.equal(endEvent.response, '');
   const tokens = parsed.slice(0, -2);

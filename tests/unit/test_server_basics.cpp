@@ -100,7 +100,12 @@ TEST(ServerMetrics, Prometheus) {
   g.loaded = true;
   g.active = 2;
   g.kv_used = 1000;
-  g.kv_total = 4096;
+  g.kv_cached = 2048;
+  g.kv_budget = 4096;
+  g.prefix_prompt_tokens = 100;
+  g.prefix_hit_tokens = 90;
+  g.kv_evictions = 7;
+  g.preemptions = 1;
   std::string out = m.render({g}, 3);
   EXPECT_NE(out.find("wai_requests_total{route=\"ai_run\",status=\"200\"} 2\n"), std::string::npos) << out;
   EXPECT_NE(out.find("wai_requests_total{route=\"ai_run\",status=\"429\"} 1\n"), std::string::npos);
@@ -110,7 +115,14 @@ TEST(ServerMetrics, Prometheus) {
   EXPECT_NE(out.find("wai_generated_tokens_total{model=\"@cf/x\"} 5\n"), std::string::npos);
   EXPECT_NE(out.find("wai_time_to_first_token_seconds_count{model=\"@cf/x\"} 1\n"), std::string::npos);
   EXPECT_NE(out.find("wai_active_sequences{model=\"@cf/x\"} 2\n"), std::string::npos);
-  EXPECT_NE(out.find("wai_kv_cache_total_bytes{model=\"@cf/x\"} 4096\n"), std::string::npos);
+  EXPECT_NE(out.find("wai_kv_cache_used_bytes{model=\"@cf/x\"} 1000\n"), std::string::npos);
+  EXPECT_NE(out.find("wai_kv_cache_cached_bytes{model=\"@cf/x\"} 2048\n"), std::string::npos);
+  EXPECT_NE(out.find("wai_kv_cache_budget_bytes{model=\"@cf/x\"} 4096\n"), std::string::npos);
+  EXPECT_NE(out.find("# TYPE wai_prefix_cache_hit_tokens_total counter\nwai_prefix_cache_hit_tokens_total{model=\"@cf/x\"} 90\n"),
+            std::string::npos);
+  EXPECT_NE(out.find("wai_prefix_cache_prompt_tokens_total{model=\"@cf/x\"} 100\n"), std::string::npos);
+  EXPECT_NE(out.find("wai_kv_cache_evictions_total{model=\"@cf/x\"} 7\n"), std::string::npos);
+  EXPECT_NE(out.find("wai_kv_preemptions_total{model=\"@cf/x\"} 1\n"), std::string::npos);
   EXPECT_NE(out.find("wai_open_connections 3\n"), std::string::npos);
   EXPECT_EQ(prom_escape("a\"b\\c\n"), "a\\\"b\\\\c\\n");
 }
