@@ -31,6 +31,9 @@ const GemmKernel& choose_gemm(DType wtype, int64_t n, int64_t cols, MatLayout la
       // order): results must not change when the copy lands mid-conversation.
       if (vnni && (n >= 2 || x16_pending)) return kGemmVnniBatch;  // (and prefill where AMX is missing)
       if (vnni && f.avx512vbmi) return kGemmVnniQ8;
+      // (Without VNNI no x16 copy is ever made (repack.h); one made elsewhere is read by the portable
+      // kernel, so a pending one keeps the portable kernel too.)
+      if (!vnni && !x16_pending && f.avx2 && f.fma && f.f16c) return kGemmAvx2Q0;
       break;
     case DType::Q4_K:
     case DType::Q6_K:

@@ -399,6 +399,30 @@ TEST(Matmul, VnniBatchKernelsMatchGgmlFormulas) {
   }
 }
 
+// The AVX2 kernel (CPUs without AVX-512) computes every output with the same instructions whatever the
+// tile it falls in: a row of a batch is bit-identical to the same row alone, and to it in a batch of
+// another size (ragged tiles: 1..3 leftover activation rows, 1 leftover weight row).
+TEST(Matmul, Avx2KernelSameBitsAtEveryBatchSize) {
+  if (&choose_gemm(DType::Q4_0, 1, 4096) != &kGemmAvx2Q0) GTEST_SKIP() << "the AVX2 kernel is not this CPU's";
+  ThreadPool pool(2);
+  for (DType t : {DType::Q4_0, DType::Q8_0}) {
+    ASSERT_EQ(&choose_gemm(t, 7, 4096), &kGemmAvx2Q0);
+    const int64_t rows = 75, cols = 4096;
+    const Weights w = make_weights(t, rows, cols, 1200);
+    const auto x = activations(70, cols, 1300);  // 70 rows: a 64-row chunk and a ragged one
+    std::vector<float> all(70 * rows);
+    matmul(w.ref(), x.data(), 70, all.data(), pool);
+    for (int64_t n : {1, 2, 3, 5, 9}) {
+      for (int64_t t0 : {int64_t{0}, int64_t{61}}) {
+        std::vector<float> part(n * rows);
+        matmul(w.ref(), x.data() + t0 * cols, n, part.data(), pool);
+        for (int64_t i = 0; i < n * rows; ++i)
+          ASSERT_EQ(part[i], all[t0 * rows + i]) << dtype_name(t) << " n " << n << " from " << t0 << " at " << i;
+      }
+    }
+  }
+}
+
 TEST(Matmul, SingleThreadEqualsTwoThreads) {
   ThreadPool one(1), two(2);
   // Large enough (~1M multiply-adds) that matmul splits it across the pool; rows are independent,
