@@ -23,6 +23,7 @@ struct CpuFeatures {
 
   // The set the AVX-512 VNNI kernels and the x16 repack are compiled for (gemm_vnni_*.cpp,
   // repack_avx512.cpp): one test, so that the repack never makes a layout the kernels cannot read.
+  bool avx2_kernels() const { return avx2 && fma && f16c; }  // kernels/avx2/
   bool vnni_kernels() const { return avx512f && avx512bw && avx512vl && avx512vnni && f16c && fma && avx2; }
 };
 

@@ -20,6 +20,7 @@ const GemmKernel& choose_gemm(DType wtype, int64_t n, int64_t cols, MatLayout la
   if (layout != MatLayout::kRows) {  // (the portable kernel reads them too: force_portable after a repack)
     if (amx_bf16 && batch) return kGemmAmxBf16;
     if (vnni) return layout == MatLayout::kQ8x16 ? kGemmVnniQ8x16 : kGemmVnniQ4x16;
+    if (f.avx2_kernels()) return kGemmAvx2X16;
     return kGemmPortable;
   }
   switch (wtype) {
@@ -31,9 +32,9 @@ const GemmKernel& choose_gemm(DType wtype, int64_t n, int64_t cols, MatLayout la
       // order): results must not change when the copy lands mid-conversation.
       if (vnni && (n >= 2 || x16_pending)) return kGemmVnniBatch;  // (and prefill where AMX is missing)
       if (vnni && f.avx512vbmi) return kGemmVnniQ8;
-      // (Without VNNI no x16 copy is ever made (repack.h); one made elsewhere is read by the portable
-      // kernel, so a pending one keeps the portable kernel too.)
-      if (!vnni && !x16_pending && f.avx2 && f.fma && f.f16c) return kGemmAvx2Q0;
+      // AVX2: a matrix whose x16 copy is pending is read the way the copy will be (same results when
+      // it lands); one that will never have a copy (shape) takes the row-layout kernel.
+      if (!vnni && f.avx2_kernels()) return x16_pending ? kGemmAvx2X16 : kGemmAvx2Q0;
       break;
     case DType::Q4_K:
     case DType::Q6_K:

@@ -19,12 +19,12 @@ constexpr uint64_t kHi = 0xF0F0F0F0F0F0F0F0ULL;
 
 bool q4x16_available(const MatRef& w) {
   return w.type == DType::Q4_0 && w.layout == MatLayout::kRows && w.rows > 0 && w.rows % kX16Rows == 0 &&
-         w.cols > 0 && w.cols % kQ4x16Cols == 0 && cpu_features().vnni_kernels();
+         w.cols > 0 && w.cols % kQ4x16Cols == 0 && (cpu_features().vnni_kernels() || cpu_features().avx2_kernels());
 }
 
 bool q8x16_available(const MatRef& w) {
   return w.type == DType::Q8_0 && w.layout == MatLayout::kRows && w.rows > 0 && w.rows % kX16Rows == 0 &&
-         w.cols > 0 && w.cols % kQ8x16Cols == 0 && cpu_features().vnni_kernels();
+         w.cols > 0 && w.cols % kQ8x16Cols == 0 && (cpu_features().vnni_kernels() || cpu_features().avx2_kernels());
 }
 
 void repack_x16(const MatRef& w, uint8_t* dst, int64_t g0, int64_t g1) {
@@ -38,7 +38,7 @@ void x16_row(const MatRef& w, int64_t row, uint8_t* out) {
 }
 
 void repack_q8x16(const MatRef& w, uint8_t* dst, int64_t g0, int64_t g1) {
-  if (q8x16_available(w)) repack_q8x16_avx512(w, dst, g0, g1);
+  if (q8x16_available(w) && cpu_features().vnni_kernels()) repack_q8x16_avx512(w, dst, g0, g1);
   else repack_q8x16_portable(w, dst, g0, g1);
 }
 
@@ -67,7 +67,7 @@ void q8x16_row(const MatRef& w, int64_t row, uint8_t* out) {
 }
 
 void repack_q4x16(const MatRef& w, uint8_t* dst, int64_t g0, int64_t g1) {
-  if (q4x16_available(w)) repack_q4x16_avx512(w, dst, g0, g1);
+  if (q4x16_available(w) && cpu_features().vnni_kernels()) repack_q4x16_avx512(w, dst, g0, g1);
   else repack_q4x16_portable(w, dst, g0, g1);
 }
 

@@ -1,4 +1,4 @@
-// q4_0 weights regrouped for the AVX-512 kernels ("q4x16", MatLayout::kQ4x16).
+// q4_0 weights regrouped for the AVX-512 and AVX2 kernels ("q4x16", MatLayout::kQ4x16).
 //
 // In GGUF's layout each row is a run of 18-byte blocks (f16 scale + 16 bytes of nibbles), so a kernel
 // that works on 16 rows at once (the batch kernels: one register lane per row) transposes them on the
@@ -32,13 +32,13 @@ inline constexpr int64_t kX16Rows = 16;
 inline constexpr int64_t kQ4x16Cols = 64;
 inline constexpr size_t kQ4x16RecordBytes = 576;
 
-// Whether w (GGUF layout) can be repacked and this CPU has the kernels that read the result (AVX-512
+// Whether w (GGUF layout) can be repacked and this CPU has the kernels that read the result (AVX2 or AVX-512
 // VNNI; not when the portable path is forced).
 bool q4x16_available(const MatRef& w);
 
 // Writes row groups [g0, g1) of w (GGUF layout, q4_0, shape as above) to dst in the q4x16 layout
 // (dst holds the whole matrix: rows * row_bytes bytes); disjoint ranges may run in parallel. AVX-512
-// where q4x16_available(w), else repack_q4x16_portable.
+// on AVX-512 VNNI CPUs, else repack_q4x16_portable.
 void repack_q4x16(const MatRef& w, uint8_t* dst, int64_t g0, int64_t g1);
 void repack_q4x16_portable(const MatRef& w, uint8_t* dst, int64_t g0, int64_t g1);
 

@@ -78,6 +78,8 @@ std::vector<float> run_kernel(const GemmKernel& k, const MatRef& w, const std::v
 }
 
 bool has_vnni() { return &choose_gemm(DType::Q4_0, 1, 256, MatLayout::kQ4x16) == &kGemmVnniQ4x16; }
+bool has_avx2_x16() { return &choose_gemm(DType::Q4_0, 1, 256, MatLayout::kQ4x16) == &kGemmAvx2X16; }
+bool has_x16_kernels() { return has_vnni() || has_avx2_x16(); }
 
 TEST(Repack, RecordsHoldTheDocumentedBytes) {
   const Q4 w = make_q4(48, 192, 1);
@@ -155,11 +157,11 @@ TEST(Repack, AvailableOnlyForWholeRecords) {
   EXPECT_FALSE(q8x16_available({DType::Q4_0, buf.data(), 16, 64}));
   EXPECT_FALSE(q8x16_available({DType::Q8_0, buf.data(), 24, 64}));
   EXPECT_FALSE(x16_available({DType::Q4_K, buf.data(), 16, 256}));
-  EXPECT_EQ(q8x16_available({DType::Q8_0, buf.data(), 16, 96}), has_vnni());
+  EXPECT_EQ(q8x16_available({DType::Q8_0, buf.data(), 16, 96}), has_x16_kernels());
   EXPECT_FALSE(q4x16_available({DType::Q4_0, buf.data(), 24, 64}));
   EXPECT_FALSE(q4x16_available({DType::Q4_0, buf.data(), 16, 96}));
   EXPECT_FALSE(q4x16_available({DType::Q4_0, buf.data(), 16, 64, MatLayout::kQ4x16}));
-  EXPECT_EQ(q4x16_available({DType::Q4_0, buf.data(), 16, 64}), has_vnni());
+  EXPECT_EQ(q4x16_available({DType::Q4_0, buf.data(), 16, 64}), has_x16_kernels());
 }
 
 // The VNNI kernel on q4x16 does the transposing batch kernel's integer sums and f32 operations in
@@ -200,6 +202,31 @@ TEST(Repack, MatmulOnEitherLayoutAgrees) {
     EXPECT_EQ(a, b) << "portable, n " << n;
   }
   }
+}
+
+// The AVX2 kernel on q4x16 / q8x16: the same bits whatever the batch size or the split of rows, the
+// same bits from GGUF's layout while a copy is pending (each group repacked on the fly), and ggml's
+// products within f32 summation order of the portable kernel.
+TEST(Repack, Avx2X16KernelSameBitsFromEitherLayoutAndBatch) {
+  if (!has_avx2_x16()) GTEST_SKIP() << "the AVX2 x16 kernel is not this CPU's";
+  for (DType t : kBoth)
+    for (int64_t cols : {int64_t{64}, int64_t{4096}}) {
+      const Q4 w = make_w(t, 160, cols, 5);
+      const auto x = activations(13, cols, 77);
+      const auto all = run_kernel(kGemmAvx2X16, w.packed(), x, 13);
+      EXPECT_EQ(run_kernel(kGemmAvx2X16, w.native(), x, 13), all) << dtype_name(t) << " cols " << cols;
+      std::vector<float> port(all.size());
+      ThreadPool pool(1);
+      force_portable(true);
+      matmul(w.native(), x.data(), 13, port.data(), pool);
+      force_portable(false);
+      for (size_t i = 0; i < all.size(); ++i) ASSERT_NEAR(all[i], port[i], 2e-5f * (1 + std::fabs(port[i]))) << i;
+      for (int64_t n : {1, 2, 3, 4, 5}) {
+        const std::vector<float> part_x(x.begin() + 7 * cols, x.begin() + (7 + n) * cols);
+        const auto part = run_kernel(kGemmAvx2X16, w.packed(), part_x, n);
+        for (int64_t i = 0; i < n * w.rows; ++i) ASSERT_EQ(part[i], all[7 * w.rows + i]) << "n " << n << " at " << i;
+      }
+    }
 }
 
 // The AMX-BF16 kernel packs the same bf16 panels from either layout: identical results, with one K
