@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 
+#include "kernels/attend_avx2.h"
 #include "kernels/cpu.h"
 #include "kernels/quant.h"
 #include "model/vec.h"
@@ -352,6 +353,8 @@ void attend(const float* q, int64_t group, int64_t hd, const uint16_t* const* k_
     const bool blocks = kb.count > 0 && uses_key_blocks(hd);
     return attend_avx512(q, group, hd, k_rows, v_rows, nk, scale, scratch, out, blocks ? kb : KeyBlocks{});
   }
+  if (!f.avx512f && f.avx2_kernels() && hd % 8 == 0)
+    return kernels::attend_avx2(q, group, hd, k_rows, v_rows, nk, scale, scratch + kTmp + hd + group, out);
 #endif
   attend_portable(q, group, hd, k_rows, v_rows, nk, scale, scratch, out);
 }

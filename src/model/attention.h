@@ -11,7 +11,8 @@
 // with one 16-lane partial sum per (head, key) and a transposing reduction that turns 16 such vectors
 // into the 16 keys' scores at once (no horizontal sum per key), a vectorized exp, and keeps each
 // head's output row in registers across all keys (o_h += p_hj * v_j). The portable path does the same
-// arithmetic with scalar loops. Each path computes a key's score, the softmax sum and the output in
+// arithmetic with scalar loops; CPUs with AVX2 and no AVX-512 take kernels/avx2/attention_avx2.cpp
+// (8-lane chains, the same three phases). Each path computes a key's score, the softmax sum and the output in
 // an order that depends only on the key's index in the list, never on how a sequence was chunked or
 // whether a key was scored from its row or from KeyBlocks (bit-identical, tested), so decoding token
 // by token and prefilling in chunks give bit-identical attention.

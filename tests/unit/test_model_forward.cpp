@@ -335,8 +335,10 @@ TEST(ModelForward, LogitsOnlyForRequestedEntries) {
 // without a full score tile, head dims of 16..128, key counts around the 16-key blocks. Row pointers
 // are shuffled (the kernel must not assume contiguous rows, as with a wrapped ring); the transposed
 // key blocks of prefill must give exactly the row path's result.
-TEST(ModelForward, AttentionKernelAvx512EqualsPortable) {
-  if (!kernels::cpu_features().avx512f || !kernels::cpu_features().f16c) GTEST_SKIP() << "no AVX-512/F16C";
+// The AVX-512 path, or on CPUs without it the AVX2 one (kernels/avx2/attention_avx2.cpp).
+TEST(ModelForward, AttentionKernelSimdEqualsPortable) {
+  const auto& cf = kernels::cpu_features();
+  if (!(cf.avx512f && cf.f16c) && !cf.avx2_kernels()) GTEST_SKIP() << "no AVX-512/F16C, no AVX2/FMA/F16C";
   std::mt19937 g(99);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   for (auto [group, hd] : {std::pair<int64_t, int64_t>{1, 128}, {2, 128}, {4, 128}, {8, 64}, {9, 32}, {3, 16}, {5, 48}}) {
@@ -401,7 +403,7 @@ TEST(ModelForward, Avx512AttentionEqualsPortableHeadDim128) {
       }
       // (The SIMD and portable f32 matmuls sum in different orders, so k/v differ by an ulp and the
       // half rounding flips as against the reference: kNaiveTol, not float rounding. The kernel
-      // itself is held to 2e-6 by AttentionKernelAvx512EqualsPortable.)
+      // itself is held to 2e-6 by AttentionKernelSimdEqualsPortable.)
       EXPECT_LT(max_abs_diff(simd, port), kNaiveTol);
       EXPECT_LT(max_abs_diff(simd, ref), kNaiveTol);
       EXPECT_LT(max_abs_diff(port, ref), kNaiveTol);
