@@ -656,6 +656,7 @@ std::shared_ptr<RequestHandle> Engine::submit(GenerateRequest req, Callbacks cb,
 
 EngineStats Engine::stats() const {
   EngineStats s;
+  s.weights_repacked = !impl_->model->repack() || impl_->model->repack()->done();
   s.queued = impl_->st_queued.load(std::memory_order_relaxed);
   s.active = impl_->st_active.load(std::memory_order_relaxed);
   s.parallel = impl_->opts.parallel;

@@ -115,6 +115,7 @@ struct EngineStats {
   uint64_t kv_evictions = 0;          // cached blocks evicted to make room
   uint64_t preemptions = 0;
   bool prefix_cache = false;
+  bool weights_repacked = true;  // the background weight repack (model.h) has finished, or there is none
 };
 
 class QueueFull : public std::runtime_error {

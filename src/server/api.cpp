@@ -171,6 +171,7 @@ void Api::metrics_route(std::shared_ptr<Exchange>& ex) {
     if (auto lm = m->loaded()) {
       auto s = lm->engine->stats();
       g.loaded = true;
+      g.repacked = s.weights_repacked;
       g.queued = s.queued;
       g.active = s.active;
       g.parallel = s.parallel;

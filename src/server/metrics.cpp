@@ -99,6 +99,8 @@ std::string Metrics::render(const std::vector<ModelGauges>& models, int open_con
   auto gauge = [&](const char* name, const char* help, auto get) { per_model("gauge", name, help, get); };
   auto counter = [&](const char* name, const char* help, auto get) { per_model("counter", name, help, get); };
   gauge("wai_model_loaded", "1 when the model is loaded.", [](const ModelGauges& m) { return m.loaded ? 1 : 0; });
+  gauge("wai_model_weights_repacked", "1 when the background repack of the weights for the fast kernels is done.",
+        [](const ModelGauges& m) { return m.repacked ? 1 : 0; });
   gauge("wai_queue_depth", "Requests waiting for a slot.", [](const ModelGauges& m) { return m.queued; });
   gauge("wai_active_sequences", "Sequences being generated.", [](const ModelGauges& m) { return m.active; });
   gauge("wai_parallel_slots", "Sequences that can be generated together.", [](const ModelGauges& m) { return m.parallel; });

@@ -6,7 +6,8 @@
 //   wai_time_to_first_token_seconds{model}               histogram
 //   wai_time_per_output_token_seconds{model}             histogram (gap between consecutive tokens)
 //   wai_queue_depth{model}, wai_active_sequences{model}, wai_parallel_slots{model},
-//   wai_model_loaded{model}                              gauges
+//   wai_model_loaded{model}, wai_model_weights_repacked{model}   gauges (repacked: the background
+//     regrouping of q4_0 / q8_0 weights for the fast kernels is done; answers are the same before)
 //   wai_kv_cache_used_bytes{model}     KV blocks held by running sequences     gauge
 //   wai_kv_cache_cached_bytes{model}   blocks no sequence holds, kept for reuse gauge
 //   wai_kv_cache_budget_bytes{model}   the pool (used + cached <= budget)     gauge
@@ -29,6 +30,7 @@ namespace wai::server {
 struct ModelGauges {
   std::string model;
   bool loaded = false;
+  bool repacked = false;
   int queued = 0, active = 0, parallel = 0;
   int64_t kv_used = 0, kv_cached = 0, kv_budget = 0;
   uint64_t prefix_prompt_tokens = 0, prefix_hit_tokens = 0, kv_evictions = 0, preemptions = 0;
