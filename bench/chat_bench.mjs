@@ -16,10 +16,13 @@
 //
 // Usage: node bench/chat_bench.mjs -m MODEL [--wai build/bin/wai] [-t 2] [--parts chat,followup,shared]
 //          [--turns 10] [--user 100] [--gen 64] [--follow-words 1100] [--chats 8] [--system 1000]
-//          [--shared-gen 32] [--no-llama] [--quick]
+//          [--shared-gen 32] [--no-llama] [--chat-engines cache,no-cache,llama] [--no-system] [--quick]
+// --no-system: the chat part without a system prompt (node-llama-cpp's MistralChatWrapper renders the
+// system prompt inside the last user turn, so with one it re-evaluates the previous exchange each turn).
 // --quick: a few tokens of everything (for the smoke test).
 // Output: progress on stderr; ONE JSON line on stdout (every measurement, and the settings).
 import { spawn } from "node:child_process";
+import http from "node:http";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { createRequire } from "node:module";
@@ -29,7 +32,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 
 function parseArgs(argv) {
   const o = { model: null, wai: join(here, "..", "build", "bin", "wai"), t: 2, parts: ["chat", "followup", "shared"],
-    turns: 10, user: 100, gen: 64, followWords: 1100, chats: 8, system: 1000, sharedGen: 32, llama: true };
+    turns: 10, user: 100, gen: 64, followWords: 1100, chats: 8, system: 1000, sharedGen: 32, llama: true,
+    engines: ["cache", "no-cache", "llama"], systemPrompt: true };
   const num = (name, v) => {
     const x = Number(v);
     if (!Number.isInteger(x) || x < 1) throw new Error(`${name}: expected a positive integer, got '${v}'`);
@@ -50,6 +54,8 @@ function parseArgs(argv) {
       case "--system": o.system = num(a, v); i++; break;
       case "--shared-gen": o.sharedGen = num(a, v); i++; break;
       case "--no-llama": o.llama = false; break;
+      case "--chat-engines": o.engines = v.split(","); i++; break;
+      case "--no-system": o.systemPrompt = false; break;
       case "--quick": Object.assign(o, { turns: 3, user: 12, gen: 4, followWords: 150, chats: 3, system: 120, sharedGen: 4 }); break;
       default: throw new Error(`unknown option '${a}'`);
     }
@@ -80,7 +86,9 @@ const wordsForTokens = (tokens, seed) => words(Math.max(1, Math.round(tokens / 1
 
 // ---- wai ----
 async function startWai(extra) {
-  const args = ["serve", "-m", o.model, "--port", "0", "-t", String(o.t), "--quiet", "-c", "8192", "--chat-template", "mistral-v0.1", ...extra];
+  // (--timeout: the default 600 s deadline would end the slow runs without the cache early)
+  const args = ["serve", "-m", o.model, "--port", "0", "-t", String(o.t), "--quiet", "-c", "8192", "--chat-template", "mistral-v0.1",
+    "--timeout", "7200", ...extra];
   const proc = spawn(o.wai, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, WAI_API_KEYS: "" } });
   let err = "", out = "";
   proc.stderr.on("data", (d) => { err += d; });
@@ -107,31 +115,42 @@ async function startWai(extra) {
 }
 
 // One streamed OpenAI request (chat or completions) with logprobs, so that every token is one chunk.
-// Returns { ttft_s, total_s, text, usage }.
-async function waiStream(base, path, body) {
+// Returns { ttft_s, total_s, text, usage }. Through node:http, which (unlike fetch) sets no body
+// timeout: without the cache a shared-prompt run waits minutes for its first token.
+function waiStream(base, path, body) {
+  const payload = JSON.stringify({ ...body, model: MODEL_NAME, stream: true, stream_options: { include_usage: true },
+    logprobs: path.endsWith("chat/completions") ? true : 1, temperature: 0 });
   const t0 = performance.now();
-  const r = await fetch(base + path, { method: "POST", headers: { "content-type": "application/json" },
-    body: JSON.stringify({ ...body, model: MODEL_NAME, stream: true, stream_options: { include_usage: true }, logprobs: path.endsWith("chat/completions") ? true : 1, temperature: 0 }) });
-  if (r.status !== 200) throw new Error(`wai ${path}: HTTP ${r.status}: ${await r.text()}`);
-  let ttft = null, text = "", usage = null, buf = "";
-  const dec = new TextDecoder();
-  for await (const chunk of r.body) {
-    buf += dec.decode(chunk, { stream: true });
-    let i;
-    while ((i = buf.indexOf("\n\n")) >= 0) {
-      const ev = buf.slice(0, i);
-      buf = buf.slice(i + 2);
-      if (!ev.startsWith("data: ") || ev === "data: [DONE]") continue;
-      const j = JSON.parse(ev.slice(6));
-      if (j.usage) usage = j.usage;
-      const c = j.choices?.[0];
-      if (!c) continue;
-      const hasToken = c.logprobs && ((c.logprobs.content && c.logprobs.content.length) || (c.logprobs.tokens && c.logprobs.tokens.length));
-      if (hasToken && ttft === null) ttft = (performance.now() - t0) / 1000;
-      text += c.delta?.content ?? c.text ?? "";
-    }
-  }
-  return { ttft_s: ttft, total_s: (performance.now() - t0) / 1000, text, usage };
+  return new Promise((resolve, reject) => {
+    const req = http.request(base + path, { method: "POST", headers: { "content-type": "application/json" } }, (res) => {
+      let ttft = null, text = "", usage = null, buf = "", raw = "";
+      res.setEncoding("utf8");
+      res.on("data", (d) => {
+        if (res.statusCode !== 200) { raw += d; return; }
+        buf += d;
+        let i;
+        while ((i = buf.indexOf("\n\n")) >= 0) {
+          const ev = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          if (!ev.startsWith("data: ") || ev === "data: [DONE]") continue;
+          const j = JSON.parse(ev.slice(6));
+          if (j.usage) usage = j.usage;
+          const c = j.choices?.[0];
+          if (!c) continue;
+          const hasToken = c.logprobs && ((c.logprobs.content && c.logprobs.content.length) || (c.logprobs.tokens && c.logprobs.tokens.length));
+          if (hasToken && ttft === null) ttft = (performance.now() - t0) / 1000;
+          text += c.delta?.content ?? c.text ?? "";
+        }
+      });
+      res.on("end", () => {
+        if (res.statusCode !== 200) return reject(new Error(`wai ${path}: HTTP ${res.statusCode}: ${raw}`));
+        resolve({ ttft_s: ttft, total_s: (performance.now() - t0) / 1000, text, usage });
+      });
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(payload);
+  });
 }
 
 const SYSTEM_CHAT = "You are a helpful assistant who answers briefly.";
@@ -139,7 +158,7 @@ const userTurn = (t) => `Question ${t + 1}: ${wordsForTokens(o.user, 100 + t)}?`
 
 async function waiChat(mode) {
   const srv = await startWai(["--parallel", "1", ...(mode === "cache" ? [] : ["--no-prefix-cache"])]);
-  const messages = [{ role: "system", content: SYSTEM_CHAT }];
+  const messages = o.systemPrompt ? [{ role: "system", content: SYSTEM_CHAT }] : [];
   const turns = [];
   try {
     for (let t = 0; t < o.turns; ++t) {
@@ -173,7 +192,7 @@ async function llamaChat() {
   const model = await llama.loadModel({ modelPath: o.model, gpuLayers: 0 });
   const context = await model.createContext({ contextSize: 8192, batchSize: 512, threads: { ideal: o.t, min: o.t } });
   const session = new LlamaChatSession({ contextSequence: context.getSequence(), chatWrapper: new MistralChatWrapper(),
-    systemPrompt: SYSTEM_CHAT });
+    ...(o.systemPrompt ? { systemPrompt: SYSTEM_CHAT } : { systemPrompt: "" }) });
   const turns = [];
   try {
     for (let t = 0; t < o.turns; ++t) {
@@ -239,10 +258,14 @@ async function shared(mode) {
 }
 
 const result = { bench: "chat", model: o.model, threads: o.t, cpu: os.cpus()[0]?.model, settings: { ...o, model: undefined, wai: undefined } };
+// Each part's numbers also go to stderr as soon as it ends (a later failure keeps them).
+const done = (name, v) => { log(`${name} = ${JSON.stringify(v)}`); return v; };
 if (o.parts.includes("chat")) {
-  result.chat = { wai_cache: await waiChat("cache"), wai_no_cache: await waiChat("no-cache") };
-  if (o.llama) result.chat.llama_cpp = await llamaChat();
+  result.chat = {};
+  if (o.engines.includes("cache")) result.chat.wai_cache = done("chat.wai_cache", await waiChat("cache"));
+  if (o.engines.includes("no-cache")) result.chat.wai_no_cache = done("chat.wai_no_cache", await waiChat("no-cache"));
+  if (o.llama && o.engines.includes("llama")) result.chat.llama_cpp = done("chat.llama_cpp", await llamaChat());
 }
-if (o.parts.includes("followup")) result.followup = await followup();
-if (o.parts.includes("shared")) result.shared = { cache: await shared("cache"), no_cache: await shared("no-cache") };
+if (o.parts.includes("followup")) result.followup = done("followup", await followup());
+if (o.parts.includes("shared")) result.shared = { cache: done("shared.cache", await shared("cache")), no_cache: done("shared.no_cache", await shared("no-cache")) };
 process.stdout.write(JSON.stringify(result) + "\n");

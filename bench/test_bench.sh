@@ -2,8 +2,10 @@
 # Smoke test of the benchmark tool chain on tiny models (CTest: bench_smoke, ~40-70 s on 2 cores):
 # `wai bench` (table, --json, --batch, --ctx-depth with and without the sliding window, --ctx-fill
 # prefill, bad options), wai-bandwidth, bench/llama_bench.mjs (llama.cpp via node-llama-cpp) on the
-# same model, and the whole bench/side_by_side.sh --quick --tiny pipeline with its report. Checks the numbers that do not depend on speed exactly (token counts, KV bytes from
-# the shapes, the prompt hash shared with the llama.cpp script, file size) and that speeds are > 0.
+# same model, bench/chat_bench.mjs --quick and its report, and the whole bench/side_by_side.sh
+# --quick --tiny pipeline with its report. Checks the numbers that do not depend on speed exactly
+# (token counts, KV bytes from the shapes, the prompt hash shared with the llama.cpp script, file
+# size, cache hits) and that speeds are > 0.
 #
 # Usage: bench/test_bench.sh WAI_BIN WAI_BANDWIDTH_BIN SHARED_DIR TMP_DIR
 set -euo pipefail
@@ -89,6 +91,19 @@ if [ -d "$here/../tests/js/node_modules/node-llama-cpp" ]; then
 else
   bad "tests/js/node_modules is missing (npm ci --omit=optional in tests/js)"
 fi
+
+# The chat benchmark (bench/chat_bench.mjs --quick) on stories260K through the real server, with and
+# without the prefix cache, and llama.cpp's LlamaChatSession; then its report.
+chat=$tmp/chat.json
+if node "$here/chat_bench.mjs" -m "$shared/models/stories260K.gguf" --wai "$wai" --quick >"$chat" 2>"$tmp/chat.log"; then
+  check "$(grep '^{"bench":"chat"' "$chat")" "r.chat.wai_cache.length === 3 && r.chat.wai_no_cache.length === 3 &&
+    r.chat.llama_cpp.turns.length === 3 && r.chat.wai_cache.every((t) => t.ttft_s > 0) &&
+    r.chat.wai_cache[2].cached_tokens > 0 && r.chat.wai_no_cache.every((t) => t.cached_tokens === 0) &&
+    r.chat.wai_cache.every((t, i) => t.prompt_tokens === r.chat.wai_no_cache[i].prompt_tokens) &&
+    r.followup.cached_share > 0.8 && r.shared.cache.cached_tokens > 0 && r.shared.no_cache.cached_tokens === 0" \
+    "chat_bench.mjs --quick: turns, cache hits, follow-up, shared prompt"
+  if node "$here/chat_report.mjs" "$chat" | grep -q '^| 3 | '; then ok "chat_report.mjs"; else bad "chat_report.mjs"; fi
+else bad "chat_bench.mjs --quick failed"; tail -20 "$tmp/chat.log"; fi
 
 # The whole side-by-side pipeline on tiny models, report included (docs/BENCHMARKS.md untouched).
 sbs=$tmp/side_by_side
