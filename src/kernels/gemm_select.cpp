@@ -41,6 +41,7 @@ const GemmKernel& choose_gemm(DType wtype, int64_t n, int64_t cols, MatLayout la
       if (amx_bf16 && batch) return kGemmAmxBf16;
       if (vnni && n >= 2) return kGemmVnniKBatch;
       if (vnni) return kGemmVnniK;
+      if (f.avx2_kernels()) return kGemmAvx2K;
       break;
     case DType::F32:
     case DType::F16:
