@@ -54,6 +54,7 @@ extern const GemmKernel kGemmVnniKBatch; // q4_K, q6_K weights; AVX-512 VNNI (sm
 extern const GemmKernel kGemmAvx512Float; // f32, f16 (F16C), bf16 (AVX512-BF16) weights
 extern const GemmKernel kGemmAmxBf16;    // any weight type (and q4x16, q8x16) dequantized to bf16; AMX bf16 (batches)
 extern const GemmKernel kGemmAvx2Q0;     // q4_0, q8_0 weights; AVX2 + FMA + F16C (no AVX-512: any batch size)
+extern const GemmKernel kGemmAvx2Float;  // f32, f16, bf16 weights; AVX2 + FMA + F16C
 extern const GemmKernel kGemmAvx2K;      // q4_K, q6_K weights; AVX2 + FMA + F16C
 extern const GemmKernel kGemmAvx2X16;    // q4_0 / q8_0 in the q4x16 / q8x16 layouts (or pending); AVX2 + FMA + F16C
 

@@ -47,10 +47,12 @@ const GemmKernel& choose_gemm(DType wtype, int64_t n, int64_t cols, MatLayout la
     case DType::F16:
       // (not through bf16 tiles: that would round the weights; the f32/f16 paths are exact to ggml)
       if (vnni) return kGemmAvx512Float;
+      if (f.avx2_kernels()) return kGemmAvx2Float;
       break;
     case DType::BF16:
       if (amx_bf16 && batch) return kGemmAmxBf16;
       if (vnni && f.avx512bf16) return kGemmAvx512Float;
+      if (f.avx2_kernels()) return kGemmAvx2Float;
       break;
     default:
       break;
