@@ -380,7 +380,7 @@ int cmd_bench(int argc, char** argv) {
     const bool hp = !pre.empty(), hd = !dec.empty();
     std::printf(
         "{\"engine\":\"wai\",\"model\":\"%s\",\"type\":\"%s\",\"size_bytes\":%" PRId64 ",\"n_params\":%" PRId64
-        ",\"weight_bytes_per_token\":%" PRId64 ",\"cpu\":\"%s\",\"threads\":%" PRId64 ",\"batch\":%" PRId64
+        ",\"weight_bytes_per_token\":%" PRId64 ",\"cpu\":\"%s\",\"isa\":\"%s\",\"threads\":%" PRId64 ",\"batch\":%" PRId64
         ",\"batch_size\":%" PRId64 ",\"prompt_tokens\":%" PRId64 ",\"generated_tokens\":%" PRId64
         ",\"ctx_depth\":%" PRId64 ",\"ctx_fill\":\"%s\",\"sliding_window\":%" PRId64 ",\"kv_capacity\":%" PRId64
         ",\"kv_bytes\":%" PRId64 ",\"rss_peak_bytes\":%" PRId64 ",\"load_s\":%.4f,\"first_token_s\":%.4f,\"repack_s\":%s,\"repacked_bytes\":%" PRId64
@@ -388,7 +388,7 @@ int cmd_bench(int argc, char** argv) {
         ",\"prefill_stddev\":%s,\"decode_tokens_per_s\":%s,\"decode_min\":%s,\"decode_max\":%s"
         ",\"decode_stddev\":%s,\"prefill_samples\":%s,\"decode_samples\":%s}\n",
         json_escape(o.model).c_str(), type.c_str(), size, n_params(m->file()), wbytes,
-        json_escape(kernels::cpu_description()).c_str(), o.threads, o.batch, o.batch_size, o.p, o.n, o.depth,
+        json_escape(kernels::cpu_description()).c_str(), kernels::cpu_level_name(kernels::cpu_level()), o.threads, o.batch, o.batch_size, o.p, o.n, o.depth,
         o.depth ? (o.fill_prefill ? "prefill" : "synthetic") : "none", cfg.sliding_window, bench.cache(0).held_blocks() * bench.cache(0).block_size(), kv,
         rss, load_s, first_token_s, num(repack_s, m->repack() != nullptr).c_str(),
         static_cast<int64_t>(m->repack() ? m->repack()->bytes() : 0), ids_hash(bench.ids(0)).c_str(), o.reps, num(sp.median, hp).c_str(), num(sp.min, hp).c_str(),

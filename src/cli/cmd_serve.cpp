@@ -10,6 +10,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "kernels/cpu.h"
 #include "server/api.h"
 #include "server/http_server.h"
 #include "util/error.h"
@@ -140,6 +141,8 @@ int cmd_serve(int argc, char** argv) {
   });
   api.set_connections_probe([&http] { return http.open_connections(); });
 
+  std::fprintf(stderr, "wai serve: CPU kernels: %s (%s; --cpu / WAI_CPU: %s)\n",
+               kernels::cpu_level_name(kernels::cpu_level()), kernels::cpu_description().c_str(), kernels::cpu_level_choices());
   for (const auto& m : api.catalog().models()) {
     const auto& e = m->entry();
     std::fprintf(stderr, "wai serve: model %s -> %s%s\n", e.name.c_str(), e.file.c_str(),

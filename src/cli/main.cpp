@@ -4,6 +4,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "kernels/cpu.h"
 #include "util/error.h"
 
 namespace {
@@ -28,6 +29,8 @@ void usage() {
   std::fprintf(stderr, "usage: wai COMMAND [options]\n\ncommands:\n");
   for (const auto& c : kCommands) std::fprintf(stderr, "  %-11s %s\n", c.name, c.help);
   std::fprintf(stderr, "\n`wai COMMAND --help` describes each command's options.\n");
+  std::fprintf(stderr, "Every command also takes --cpu LEVEL (or WAI_CPU=LEVEL): the highest kernel level to use,\n"
+                       "one of %s (default: the best this CPU has).\n", wai::kernels::cpu_level_choices());
 }
 
 }  // namespace
@@ -36,6 +39,12 @@ int main(int argc, char** argv) {
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     usage();
     return argc < 2 ? 2 : 0;
+  }
+  try {
+    wai::kernels::configure_cpu_level(argc, argv);  // WAI_CPU, --cpu (taken out of argv)
+  } catch (const wai::Error& e) {
+    std::fprintf(stderr, "wai: error: %s\n", e.what());
+    return 2;
   }
   for (const auto& c : kCommands) {
     if (std::strcmp(argv[1], c.name) != 0) continue;

@@ -3,6 +3,7 @@
 #include "kernels/cpu.h"
 
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -12,6 +13,8 @@
 #if defined(__linux__)
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include "util/error.h"
 #endif
 
 namespace wai::kernels {
@@ -84,14 +87,137 @@ std::atomic<bool>& portable_flag() {
   return on;
 }
 
+// What a level leaves of the detected features.
+CpuFeatures capped(CpuLevel level) {
+  CpuFeatures f = detected();
+  if (level < CpuLevel::kAmx) f.amx_tile = f.amx_int8 = f.amx_bf16 = false;
+  if (level < CpuLevel::kAvx512)
+    f.avx512f = f.avx512bw = f.avx512vl = f.avx512vnni = f.avx512vbmi = f.avx512bf16 = false;
+  if (level < CpuLevel::kAvx2) f = CpuFeatures{};
+  return f;
+}
+
+const CpuFeatures& features_at(CpuLevel level) {
+  static const CpuFeatures table[4] = {capped(CpuLevel::kPortable), capped(CpuLevel::kAvx2), capped(CpuLevel::kAvx512),
+                                       capped(CpuLevel::kAmx)};
+  return table[static_cast<int>(level)];
+}
+
+std::atomic<int>& level_cap() {
+  static std::atomic<int> cap{[] {
+    CpuLevel l = detected_cpu_level();
+    if (const char* e = std::getenv("WAI_CPU"); e != nullptr && *e != '\0') {
+      const auto want = parse_cpu_level(e);
+      if (!want) std::fprintf(stderr, "wai: ignoring WAI_CPU=%s (one of %s)\n", e, cpu_level_choices());
+      else if (!cpu_level_missing(*want).empty())
+        std::fprintf(stderr, "wai: ignoring WAI_CPU=%s: this CPU lacks %s\n", e, cpu_level_missing(*want).c_str());
+      else l = *want;
+    }
+    return static_cast<int>(l);
+  }()};
+  return cap;
+}
+
 }  // namespace
 
 const CpuFeatures& cpu_features() {
-  static const CpuFeatures none;
-  return portable_flag().load(std::memory_order_relaxed) ? none : detected();
+  if (portable_flag().load(std::memory_order_relaxed)) return features_at(CpuLevel::kPortable);
+  return features_at(static_cast<CpuLevel>(level_cap().load(std::memory_order_relaxed)));
 }
 
 void force_portable(bool on) { portable_flag().store(on, std::memory_order_relaxed); }
+
+std::optional<CpuLevel> parse_cpu_level(std::string_view name) {
+  if (name == "portable") return CpuLevel::kPortable;
+  if (name == "avx2") return CpuLevel::kAvx2;
+  if (name == "avx512") return CpuLevel::kAvx512;
+  if (name == "amx") return CpuLevel::kAmx;
+  return std::nullopt;
+}
+
+const char* cpu_level_name(CpuLevel level) {
+  switch (level) {
+    case CpuLevel::kPortable: return "portable";
+    case CpuLevel::kAvx2: return "avx2";
+    case CpuLevel::kAvx512: return "avx512";
+    case CpuLevel::kAmx: return "amx";
+  }
+  return "portable";
+}
+
+const char* cpu_level_choices() { return "portable, avx2, avx512, amx"; }
+
+std::string cpu_level_missing(CpuLevel level) {
+  const CpuFeatures& f = detected();
+  std::string s;
+  auto need = [&](bool have, const char* name) {
+    if (have) return;
+    if (!s.empty()) s += ' ';
+    s += name;
+  };
+  if (level >= CpuLevel::kAvx2) {
+    need(f.avx2, "avx2");
+    need(f.fma, "fma");
+    need(f.f16c, "f16c");
+  }
+  if (level >= CpuLevel::kAvx512) {
+    need(f.avx512f, "avx512f");
+    need(f.avx512bw, "avx512bw");
+    need(f.avx512vl, "avx512vl");
+    need(f.avx512vnni, "avx512vnni");
+  }
+  if (level >= CpuLevel::kAmx) {
+    need(f.amx_tile, "amx-tile (or OS permission for it)");
+    need(f.amx_int8, "amx-int8");
+    need(f.amx_bf16, "amx-bf16");
+  }
+  return s;
+}
+
+CpuLevel detected_cpu_level() {
+  for (CpuLevel l : {CpuLevel::kAmx, CpuLevel::kAvx512, CpuLevel::kAvx2})
+    if (cpu_level_missing(l).empty()) return l;
+  return CpuLevel::kPortable;
+}
+
+void set_cpu_level(CpuLevel level) {
+  if (const std::string m = cpu_level_missing(level); !m.empty())
+    fail(ErrorKind::kInvalidInput, std::string("CPU level ") + cpu_level_name(level) + ": this CPU lacks " + m);
+  level_cap().store(static_cast<int>(level), std::memory_order_relaxed);
+}
+
+CpuLevel cpu_level() {
+  if (portable_flag().load(std::memory_order_relaxed)) return CpuLevel::kPortable;
+  return static_cast<CpuLevel>(level_cap().load(std::memory_order_relaxed));
+}
+
+void configure_cpu_level(int& argc, char** argv) {
+  auto apply = [](std::string_view name, const std::string& where) {
+    const auto l = parse_cpu_level(name);
+    if (!l) fail(ErrorKind::kInvalidInput, where + ": unknown CPU level '" + std::string(name) + "' (one of " + cpu_level_choices() + ")");
+    if (const std::string m = cpu_level_missing(*l); !m.empty())
+      fail(ErrorKind::kInvalidInput, where + ": this CPU lacks " + m + " (it supports up to " + cpu_level_name(detected_cpu_level()) + ")");
+    set_cpu_level(*l);
+  };
+  if (const char* e = std::getenv("WAI_CPU"); e != nullptr && *e != '\0') apply(e, std::string("WAI_CPU=") + e);
+  int out = 1;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view a = argv[i];
+    if (a == "--cpu") {
+      if (i + 1 >= argc) fail(ErrorKind::kInvalidInput, std::string("--cpu needs a value (one of ") + cpu_level_choices() + ")");
+      apply(argv[i + 1], std::string("--cpu ") + argv[i + 1]);
+      ++i;
+      continue;
+    }
+    if (a.rfind("--cpu=", 0) == 0) {
+      apply(a.substr(6), std::string(a));
+      continue;
+    }
+    argv[out++] = argv[i];
+  }
+  argc = out;
+  argv[argc] = nullptr;
+}
 
 std::string cpu_description() {
   const CpuFeatures& f = cpu_features();

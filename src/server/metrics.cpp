@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "kernels/cpu.h"
+
 namespace wai::server {
 
 namespace {
@@ -116,6 +118,8 @@ std::string Metrics::render(const std::vector<ModelGauges>& models, int open_con
   counter("wai_kv_cache_evictions_total", "Cached KV blocks evicted to make room.", [](const ModelGauges& m) { return m.kv_evictions; });
   counter("wai_kv_preemptions_total", "Running sequences preempted because the KV pool ran dry.",
           [](const ModelGauges& m) { return m.preemptions; });
+  o += std::string("# HELP wai_cpu_kernels The kernel level in use (--cpu / WAI_CPU), as a label.\n# TYPE wai_cpu_kernels gauge\n") +
+       "wai_cpu_kernels{isa=\"" + kernels::cpu_level_name(kernels::cpu_level()) + "\"} 1\n";
   o += "# HELP wai_open_connections Open HTTP connections.\n# TYPE wai_open_connections gauge\nwai_open_connections " +
        std::to_string(open_connections) + "\n";
   return o;

@@ -14,6 +14,7 @@
 //   wai_prefix_cache_prompt_tokens_total{model}, wai_prefix_cache_hit_tokens_total{model}  counters
 //     (prompt tokens of admitted requests; of those, the ones whose K/V came from the cache)
 //   wai_kv_cache_evictions_total{model}, wai_kv_preemptions_total{model}  counters
+//   wai_cpu_kernels{isa}                                 gauge (1; the --cpu / WAI_CPU level in use)
 //   wai_open_connections                                 gauge
 // Thread-safe; observations take one mutex (cheap next to a decode step).
 #pragma once

@@ -75,3 +75,38 @@ test("prefill batch size does not change the output", async () => {
   assert.equal(waiRun(p, 40, ["--batch-size", "3"]), expected);
   assert.equal(waiRun(p, 40, ["--batch-size", "512"]), expected);
 });
+
+// --cpu / WAI_CPU: every kernel level this CPU has gives llama.cpp's continuation; a level it lacks
+// and an unknown name are errors that say why; `wai bench --json` reports the level as "isa".
+test("every --cpu level this CPU has matches llama.cpp; bad levels are refused", async () => {
+  const bench = (env, extra = []) => JSON.parse(execFileSync(WAI_BIN, ["bench", "-m", MODEL, "-p", "4", "-n", "2", "-t", "1", "--json", ...extra],
+    {encoding: "utf8", env: {...process.env, ...env}, stdio: ["ignore", "pipe", "ignore"]}).split("\n").find((l) => l.startsWith("{")));
+  const best = bench({}).isa;
+  const levels = ["portable", "avx2", "avx512", "amx"];
+  assert.ok(levels.includes(best), best);
+  assert.equal(bench({WAI_CPU: "portable"}).isa, "portable");
+  assert.equal(bench({}, ["--cpu", "portable"]).isa, "portable");
+  const p = "Once upon a time";
+  const expected = await llamaGreedy(p, 48);
+  for (const level of levels.slice(0, levels.indexOf(best) + 1)) {
+    assert.equal(waiRun(p, 48, ["--cpu", level]), expected, `--cpu ${level}`);
+    assert.equal(bench({}, [`--cpu=${level}`]).isa, level);
+  }
+  const fails = (args, env = {}) => {
+    try {
+      execFileSync(WAI_BIN, args, {encoding: "utf8", env: {...process.env, ...env}, stdio: ["ignore", "pipe", "pipe"]});
+    } catch (e) {
+      return {status: e.status, stderr: e.stderr};
+    }
+    assert.fail(`accepted: ${args.join(" ")}`);
+  };
+  let r = fails(["bench", "-m", MODEL, "--cpu", "sse9"]);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /unknown CPU level 'sse9' \(one of portable, avx2, avx512, amx\)/);
+  r = fails(["bench", "-m", MODEL], {WAI_CPU: "neon"});
+  assert.match(r.stderr, /WAI_CPU=neon: unknown CPU level/);
+  if (best !== "amx") {
+    r = fails(["bench", "-m", MODEL, "--cpu", "amx"]);
+    assert.match(r.stderr, /this CPU lacks .*amx/);
+  }
+});

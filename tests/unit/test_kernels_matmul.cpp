@@ -423,6 +423,51 @@ TEST(Matmul, Avx2KernelSameBitsAtEveryBatchSize) {
   }
 }
 
+// Every kernel level this CPU has (--cpu / WAI_CPU: on an AVX-512 machine the AVX2 kernels run too)
+// against the portable path, and the level API's contract.
+TEST(Matmul, EveryCpuLevelMatchesPortable) {
+  ThreadPool pool(2);
+  const CpuLevel best = detected_cpu_level();
+  for (CpuLevel level : {CpuLevel::kPortable, CpuLevel::kAvx2, CpuLevel::kAvx512, CpuLevel::kAmx}) {
+    if (level > best) {
+      EXPECT_FALSE(cpu_level_missing(level).empty());
+      EXPECT_THROW(set_cpu_level(level), Error);
+      continue;
+    }
+    set_cpu_level(level);
+    ASSERT_EQ(cpu_level(), level);
+    if (level < CpuLevel::kAvx512) {
+      EXPECT_FALSE(cpu_features().avx512f);
+    }
+    if (level == CpuLevel::kPortable) {
+      EXPECT_FALSE(cpu_features().avx2);
+    }
+    for (DType t : kTypes)
+      for (int64_t n : {1, 3, 17}) {
+        const int64_t rows = 37, cols = 512;
+        const Weights w = make_weights(t, rows, cols, 1400 + static_cast<uint32_t>(n));
+        const auto x = activations(n, cols, 1500 + static_cast<uint32_t>(n));
+        std::vector<float> fast(n * rows), port(n * rows);
+        matmul(w.ref(), x.data(), n, fast.data(), pool);
+        force_portable(true);
+        matmul(w.ref(), x.data(), n, port.data(), pool);
+        force_portable(false);
+        if (&choose_gemm(t, n, cols) == &kGemmAmxBf16) continue;  // (its own bound: AmxBf16Within...)
+        for (int64_t i = 0; i < n * rows; ++i) {
+          const auto [want, mag] = ggml_dot(t, w.data.data() + (i % rows) * *row_bytes(t, cols), x.data() + (i / rows) * cols, cols);
+          (void)want;
+          ASSERT_NEAR(fast[i], port[i], mag * 4e-6 + 1e-7) << cpu_level_name(level) << " " << dtype_name(t) << " n " << n;
+        }
+      }
+  }
+  set_cpu_level(best);
+  EXPECT_EQ(parse_cpu_level("avx2"), CpuLevel::kAvx2);
+  EXPECT_FALSE(parse_cpu_level("sse9").has_value());
+  for (CpuLevel l : {CpuLevel::kPortable, CpuLevel::kAvx2, CpuLevel::kAvx512, CpuLevel::kAmx})
+    EXPECT_EQ(parse_cpu_level(cpu_level_name(l)), l);
+  EXPECT_TRUE(cpu_level_missing(CpuLevel::kPortable).empty());
+}
+
 TEST(Matmul, SingleThreadEqualsTwoThreads) {
   ThreadPool one(1), two(2);
   // Large enough (~1M multiply-adds) that matmul splits it across the pool; rows are independent,
