@@ -23,7 +23,9 @@ WAI_ISA_BEGIN("avx2,fma,f16c")
 namespace wai::kernels {
 namespace {
 
-inline __m256 load_half8(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+inline __m256 load_half8(const uint16_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
 
 inline float hsum8(__m256 v) {
   __m128 r = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
@@ -62,7 +64,8 @@ inline __m256 exp8(__m256 x) {
 // sc[h * nk + j] = scale * q_h . k_j for NH heads, keys two at a time (the second of a pair past nk
 // repeats the last key; its score is not stored).
 template <int NH>
-void scores(const float* q, int64_t hd, const uint16_t* const* k_rows, int64_t nk, float scale, float* sc, int64_t stride) {
+void scores(const float* q, int64_t hd, const uint16_t* const* k_rows, int64_t nk, float scale, float* sc,
+            int64_t stride) {
   for (int64_t j = 0; j < nk; j += 2) {
     const uint16_t* k0 = k_rows[j];
     const uint16_t* k1 = k_rows[j + 1 < nk ? j + 1 : j];
@@ -133,7 +136,8 @@ void pv_tile(const float* p, int64_t stride, int64_t hd, const uint16_t* const* 
 }
 
 template <int NH>
-void pv(const float* p, int64_t stride, int64_t hd, const uint16_t* const* v_rows, int64_t nk, const float* inv, float* out) {
+void pv(const float* p, int64_t stride, int64_t hd, const uint16_t* const* v_rows, int64_t nk, const float* inv,
+        float* out) {
   int64_t c0 = 0;
   for (; c0 + 32 <= hd; c0 += 32) pv_tile<NH, 4>(p, stride, hd, v_rows, nk, inv, out, c0);
   for (; c0 < hd; c0 += 8) pv_tile<NH, 1>(p, stride, hd, v_rows, nk, inv, out, c0);
@@ -150,8 +154,8 @@ void heads(const float* q, int64_t hd, const uint16_t* const* k_rows, const uint
 
 }  // namespace
 
-void attend_avx2(const float* q, int64_t group, int64_t hd, const uint16_t* const* k_rows, const uint16_t* const* v_rows,
-                 int64_t nk, float scale, float* sc, float* out) {
+void attend_avx2(const float* q, int64_t group, int64_t hd, const uint16_t* const* k_rows,
+                 const uint16_t* const* v_rows, int64_t nk, float scale, float* sc, float* out) {
   for (int64_t h0 = 0; h0 < group; h0 += 4) {
     const float* qh = q + h0 * hd;
     float* s = sc + h0 * nk;
