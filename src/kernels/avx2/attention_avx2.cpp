@@ -19,26 +19,13 @@ WAI_ISA_BEGIN("avx2,fma,f16c")
 #include <immintrin.h>
 
 #include "kernels/attend_avx2.h"
+#include "kernels/avx2/avx2_math.h"
 
 namespace wai::kernels {
 namespace {
 
 inline __m256 load_half8(const uint16_t* p) {
   return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-}
-
-inline float hsum8(__m256 v) {
-  __m128 r = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-  r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-  r = _mm_add_ss(r, _mm_movehdup_ps(r));
-  return _mm_cvtss_f32(r);
-}
-
-inline float hmax8(__m256 v) {
-  __m128 r = _mm_max_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-  r = _mm_max_ps(r, _mm_movehl_ps(r, r));
-  r = _mm_max_ss(r, _mm_movehdup_ps(r));
-  return _mm_cvtss_f32(r);
 }
 
 // e^x for x <= 0 (clamped below at -87.3: e^x < 1.2e-38 and -inf stays finite): x = n ln2 + r,

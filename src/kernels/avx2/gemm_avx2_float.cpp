@@ -11,6 +11,7 @@
 WAI_ISA_BEGIN("avx2,fma,f16c")
 #include <immintrin.h>
 
+#include "kernels/avx2/avx2_math.h"
 #include "kernels/blocks.h"
 #include "kernels/gemm.h"
 #include "kernels/quant.h"
@@ -45,13 +46,6 @@ inline float load1(const uint8_t* p, int64_t c) {
   else return bf16_to_f32(reinterpret_cast<const uint16_t*>(p)[c]);
 }
 
-inline float hsum(__m256 v) {
-  __m128 r = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-  r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-  r = _mm_add_ss(r, _mm_movehdup_ps(r));
-  return _mm_cvtss_f32(r);
-}
-
 // y[t * ldy + i] for R weight rows at w (stride ws bytes) and T activation rows at x (stride xs).
 template <DType W, int R, int T>
 void tile(const uint8_t* w, size_t ws, const uint8_t* x, size_t xs, int64_t cols, float* y, int64_t ldy) {
@@ -69,7 +63,7 @@ void tile(const uint8_t* w, size_t ws, const uint8_t* x, size_t xs, int64_t cols
   }
   for (int r = 0; r < R; ++r)
     for (int t = 0; t < T; ++t) {
-      float s = hsum(acc[r][t]);
+      float s = hsum8(acc[r][t]);
       for (int64_t c = body; c < cols; ++c) s += load1<W>(w + r * ws, c) * load1<W>(x + t * xs, c);
       y[t * ldy + r] = s;
     }

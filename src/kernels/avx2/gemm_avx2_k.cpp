@@ -18,6 +18,7 @@
 WAI_ISA_BEGIN("avx2,fma,f16c")
 #include <immintrin.h>
 
+#include "kernels/avx2/avx2_math.h"
 #include "kernels/blocks.h"
 #include "kernels/gemm.h"
 #include "kernels/quant.h"
@@ -30,13 +31,6 @@ size_t act_bytes(DType, int64_t n, int64_t cols) { return *row_bytes(DType::Q8_K
 void prepare(DType, const float* x, int64_t, int64_t cols, int64_t t0, int64_t t1, uint8_t* buf) {
   const size_t stride = *row_bytes(DType::Q8_K, cols);
   for (int64_t t = t0; t < t1; ++t) quantize_activation_row(DType::Q8_K, x + t * cols, buf + t * stride, cols);
-}
-
-inline float hsum(__m256 v) {
-  __m128 r = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-  r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-  r = _mm_add_ss(r, _mm_movehdup_ps(r));
-  return _mm_cvtss_f32(r);
 }
 
 inline __m256i load(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
@@ -69,7 +63,7 @@ float dot_q4_K(int64_t nb, const BlockQ4K* x, const BlockQ8K* y) {
     acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(x[i].d) * yd), _mm256_cvtepi32_ps(sumi), acc);
     summin += _cvtsh_ss(x[i].dmin) * yd * static_cast<float>(summ);
   }
-  return hsum(acc) - summin;
+  return hsum8(acc) - summin;
 }
 
 float dot_q6_K(int64_t nb, const BlockQ6K* x, const BlockQ8K* y) {
@@ -97,7 +91,7 @@ float dot_q6_K(int64_t nb, const BlockQ6K* x, const BlockQ8K* y) {
     }
     acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(x[i].d) * y[i].d), _mm256_cvtepi32_ps(sumi), acc);
   }
-  return hsum(acc);
+  return hsum8(acc);
 }
 
 void run(const GemmArgs& a, int64_t r0, int64_t r1) {

@@ -21,6 +21,7 @@
 WAI_ISA_BEGIN("avx2,fma,f16c")
 #include <immintrin.h>
 
+#include "kernels/avx2/avx2_math.h"
 #include "kernels/blocks.h"
 #include "kernels/gemm.h"
 #include "kernels/quant.h"
@@ -66,14 +67,6 @@ inline __m256i load_quants(const uint8_t* blk) {
   }
 }
 
-// ggml's hsum_float_8.
-inline float hsum(__m256 v) {
-  __m128 r = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-  r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-  r = _mm_add_ss(r, _mm_movehdup_ps(r));
-  return _mm_cvtss_f32(r);
-}
-
 // y[t * ldy + i] for R weight rows starting at w (row stride `stride`) and T activation rows whose
 // blocks start at act (block b of row t at act[b * n + t]).
 template <bool kQ4, int R, int T>
@@ -101,7 +94,7 @@ void tile(const uint8_t* w, size_t stride, int64_t nb, const Act* act, int64_t n
     }
   }
   for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) y[t * ldy + r] = hsum(acc[r][t]);
+    for (int t = 0; t < T; ++t) y[t * ldy + r] = hsum8(acc[r][t]);
 }
 
 template <bool kQ4, int R>
