@@ -16,7 +16,9 @@
 //
 // Usage: node bench/chat_bench.mjs -m MODEL [--wai build/bin/wai] [-t 2] [--parts chat,followup,shared]
 //          [--turns 10] [--user 100] [--gen 64] [--follow-words 1100] [--chats 8] [--system 1000]
-//          [--shared-gen 32] [--no-llama] [--chat-engines cache,no-cache,llama] [--no-system] [--quick]
+//          [--shared-gen 32] [--no-llama] [--chat-engines cache,no-cache,llama] [--no-system] [--no-warmup]
+//          [--quick]
+// --chat-engines also picks the shared part's runs (cache, no-cache).
 // --no-system: the chat part without a system prompt (node-llama-cpp's MistralChatWrapper renders the
 // system prompt inside the last user turn, so with one it re-evaluates the previous exchange each turn).
 // --quick: a few tokens of everything (for the smoke test).
@@ -33,7 +35,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 function parseArgs(argv) {
   const o = { model: null, wai: join(here, "..", "build", "bin", "wai"), t: 2, parts: ["chat", "followup", "shared"],
     turns: 10, user: 100, gen: 64, followWords: 1100, chats: 8, system: 1000, sharedGen: 32, llama: true,
-    engines: ["cache", "no-cache", "llama"], systemPrompt: true };
+    engines: ["cache", "no-cache", "llama"], systemPrompt: true, warmup: true };
   const num = (name, v) => {
     const x = Number(v);
     if (!Number.isInteger(x) || x < 1) throw new Error(`${name}: expected a positive integer, got '${v}'`);
@@ -56,6 +58,7 @@ function parseArgs(argv) {
       case "--no-llama": o.llama = false; break;
       case "--chat-engines": o.engines = v.split(","); i++; break;
       case "--no-system": o.systemPrompt = false; break;
+      case "--no-warmup": o.warmup = false; break;
       case "--quick": Object.assign(o, { turns: 3, user: 12, gen: 4, followWords: 150, chats: 3, system: 120, sharedGen: 4 }); break;
       default: throw new Error(`unknown option '${a}'`);
     }
@@ -239,7 +242,8 @@ async function shared(mode) {
   const system = "You are the storyteller of a children's library. " + wordsForTokens(o.system, 11);
   const msgs = (i) => [{ role: "system", content: system }, { role: "user", content: `Child ${i}: ${wordsForTokens(50, 300 + i)}?` }];
   try {
-    await waiStream(srv.base, "/v1/chat/completions", { messages: msgs(-1), max_tokens: 1 });  // warm-up: the system prompt seen once
+    // Warm-up: the system prompt seen once (--no-warmup: the chats arrive together with it uncached).
+    if (o.warmup) await waiStream(srv.base, "/v1/chat/completions", { messages: msgs(-1), max_tokens: 1 });
     const t0 = performance.now();
     const rs = await Promise.all(Array.from({ length: o.chats }, (_, i) =>
       waiStream(srv.base, "/v1/chat/completions", { messages: msgs(i), max_tokens: o.sharedGen })));
@@ -267,5 +271,9 @@ if (o.parts.includes("chat")) {
   if (o.llama && o.engines.includes("llama")) result.chat.llama_cpp = done("chat.llama_cpp", await llamaChat());
 }
 if (o.parts.includes("followup")) result.followup = done("followup", await followup());
-if (o.parts.includes("shared")) result.shared = { cache: done("shared.cache", await shared("cache")), no_cache: done("shared.no_cache", await shared("no-cache")) };
+if (o.parts.includes("shared")) {
+  result.shared = {};
+  if (o.engines.includes("cache")) result.shared.cache = done("shared.cache", await shared("cache"));
+  if (o.engines.includes("no-cache")) result.shared.no_cache = done("shared.no_cache", await shared("no-cache"));
+}
 process.stdout.write(JSON.stringify(result) + "\n");

@@ -33,7 +33,7 @@ if (r.followup) {
   out.push(`| + 15 words | ${u.followup.prompt_tokens} | ${u.followup.cached_tokens} (${f(100 * u.cached_share, 1)}%) | ${f(u.followup.ttft_s, 3)} s |`);
   out.push("", `Follow-up ${f(u.speedup, 1)}x sooner.`, "");
 }
-if (r.shared) {
+if (r.shared && r.shared.cache && r.shared.no_cache) {
   const { cache: c, no_cache: n } = r.shared;
   out.push(`#### ${c.chats} concurrent chats sharing one system prompt`, "");
   const want = c.chats * (r.settings?.sharedGen ?? 32);

@@ -340,6 +340,24 @@ struct Engine::Impl {
     return p;
   }
 
+  // Whether a new sequence should wait for a running one that is prefilling a longer prefix of its
+  // prompt than the cache holds: the shared whole blocks enter the prefix index as that sequence
+  // writes them, so waiting a step or two costs less than computing them a second time (requests
+  // that arrive together with one system prompt compute it once).
+  bool waits_for_shared_prefix(const Sequence& s, int64_t n_cached) const {
+    if (!kv->prefix_cache()) return false;
+    const int64_t B = kv->pool().block_size();
+    for (const auto& q : slots) {
+      if (!q || q->ns() != s.ns() || !q->prefilling()) continue;
+      const int64_t n = std::min(s.prefill_end, q->prefill_end);
+      int64_t common = 0;
+      while (common < n && s.tokens[static_cast<size_t>(common)] == q->tokens[static_cast<size_t>(common)]) ++common;
+      const int64_t shared = common / B * B;  // whole blocks only are indexed
+      if (shared >= n_cached + B && q->cache->n_past() < shared) return true;
+    }
+    return false;
+  }
+
   // Fills free slots, preempted sequences first, then the queue in order, while the pool has room for
   // the next one's prompt (beyond one block per running sequence, the room they need to go on). A
   // sequence that does not fit waits, and so does everything behind it.
@@ -368,6 +386,10 @@ struct Engine::Impl {
         if (!s) continue;
       }
       Plan p = plan(*s);
+      if (s->admitted == 0 && waits_for_shared_prefix(*s, p.m.n_cached)) {
+        preempted.push_front(std::move(s));  // at the head: admitted once the shared blocks are cached
+        return;
+      }
       if (running > 0 && kv->pool().available() < p.need + running) {
         preempted.push_front(std::move(s));  // wait at the head (admitted or not, it keeps its place)
         return;

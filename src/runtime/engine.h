@@ -11,7 +11,9 @@
 // KV memory (model/kv/): one pool of blocks per engine, sized by a byte budget. With the prefix cache
 // on, a new request starts on the blocks of the longest prefix of its prompt that earlier requests
 // computed (prefix_index.h) and prefills only the rest; blocks no running sequence holds stay cached
-// until the pool needs room (least recently used first). When a running sequence needs a block and
+// until the pool needs room (least recently used first). A new request whose prompt shares more
+// whole blocks with a sequence still prefilling than the cache holds waits for that sequence to write
+// them (requests arriving together with one system prompt compute it once). When a running sequence needs a block and
 // none is left, the most recently admitted sequence is preempted: its blocks are released (and stay
 // cached), it goes back to the head of the queue, and on its return it recomputes what is no longer
 // cached and continues where it was (the tokens it already delivered are not sent again).

@@ -174,6 +174,36 @@ TEST_F(PrefixCacheTest, ConcurrentHitsMatchTheUncachedRun) {
   }
 }
 
+// Requests that arrive together with one uncached beginning (a shared system prompt): the first
+// computes it, the others wait for its blocks instead of computing them again, and every one still
+// gives the tokens it gives alone without the cache (one-step prefill and 7-token chunks).
+TEST_F(PrefixCacheTest, TogetherArrivingRequestsComputeASharedPrefixOnce) {
+  const std::vector<std::string> endings = {" and said", ". Her mom", " and ran", ". The ball was"};
+  std::vector<GenerateRequest> reqs;
+  for (const auto& end : endings) reqs.push_back(request(ids(kStory + end), 24));
+  const int64_t shared = (static_cast<int64_t>(ids(kStory).size()) - 2) / 16 * 16;
+  for (auto m : {model_, windowed_}) {
+    const auto expected = sequential(m, false, reqs);
+    for (int batch : {7, 512}) {
+      SCOPED_TRACE(std::string(m->config().sliding_window ? "window 16" : "full attention") + ", batch " + std::to_string(batch));
+      auto e = make(m, true, 4, 0, batch);
+      std::vector<std::unique_ptr<Gen>> runs;
+      for (const auto& r : reqs) {
+        runs.push_back(std::make_unique<Gen>());
+        e->submit(r, runs.back()->callbacks());
+      }
+      int64_t hits = 0;
+      for (size_t i = 0; i < runs.size(); ++i) {
+        runs[i]->wait();
+        EXPECT_EQ(runs[i]->ids, expected[i]->ids) << "request " << i;
+        hits += runs[i]->done.cached_tokens;
+      }
+      // All but one found the shared blocks cached.
+      EXPECT_GE(hits, static_cast<int64_t>(runs.size() - 1) * shared);
+    }
+  }
+}
+
 TEST_F(PrefixCacheTest, NamespacesAndTheSwitchKeepCachesApart) {
   auto e = make(model_, true);
   GenerateRequest r = request(ids(kStory), 8);
