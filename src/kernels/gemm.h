@@ -35,6 +35,12 @@ struct GemmKernel {
   void (*run)(const GemmArgs& a, int64_t r0, int64_t r1);
 };
 
+// The f32 / f16 / bf16 kernels' activations (float_act.cpp): rows of the weight type's vec_dot type;
+// float_elem_size(w) bytes per element.
+size_t float_elem_size(DType w);
+size_t float_act_bytes(DType w, int64_t n, int64_t cols);
+void float_prepare(DType w, const float* x, int64_t n, int64_t cols, int64_t t0, int64_t t1, uint8_t* buf);
+
 // Always available: activations as rows of vec_dot_type, one vec_dot per (row, t).
 extern const GemmKernel kGemmPortable;
 

@@ -16,15 +16,6 @@ WAI_ISA_BEGIN("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,f16c,fma,avx2")
 namespace wai::kernels {
 namespace {
 
-size_t elem_size(DType t) { return t == DType::F32 ? 4 : 2; }
-
-size_t act_bytes(DType w, int64_t n, int64_t cols) { return static_cast<size_t>(n * cols) * elem_size(w); }
-
-void prepare(DType w, const float* x, int64_t, int64_t cols, int64_t t0, int64_t t1, uint8_t* buf) {
-  for (int64_t t = t0; t < t1; ++t)
-    quantize_activation_row(vec_dot_type(w), x + t * cols, buf + static_cast<size_t>(t * cols) * elem_size(w), cols);
-}
-
 template <DType W>
 constexpr int kStep = W == DType::BF16 ? 32 : 16;  // elements per vector step
 
@@ -80,7 +71,7 @@ void tile_rows(const uint8_t* w, size_t wstride, const uint8_t* x, size_t xstrid
 
 template <DType W>
 void run_type(const GemmArgs& a, int64_t r0, int64_t r1) {
-  const size_t stride = static_cast<size_t>(a.w.cols) * elem_size(W);
+  const size_t stride = static_cast<size_t>(a.w.cols) * float_elem_size(W);
   const int64_t chunk = 64;  // activation rows kept hot in cache while this thread's weight rows stream
   for (int64_t t0 = 0; t0 < a.n; t0 += chunk) {
     const int64_t nt = a.n - t0 < chunk ? a.n - t0 : chunk;
@@ -102,7 +93,7 @@ void run(const GemmArgs& a, int64_t r0, int64_t r1) {
 
 }  // namespace
 
-const GemmKernel kGemmAvx512Float = {"avx512-float", 4, 1, act_bytes, prepare, run};
+const GemmKernel kGemmAvx512Float = {"avx512-float", 4, 1, float_act_bytes, float_prepare, run};
 
 }  // namespace wai::kernels
 

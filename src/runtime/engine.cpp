@@ -18,7 +18,6 @@
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
-#include <fstream>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -46,16 +45,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
-}
-
-int64_t mem_available_bytes() {
-  std::ifstream f("/proc/meminfo");
-  std::string key;
-  int64_t kib = 0;
-  std::string unit;
-  while (f >> key >> kib >> unit)
-    if (key == "MemAvailable:") return kib * 1024;
-  return 0;
 }
 
 // Shared by the engine and the handles it hands out (a handle may outlive the engine).
@@ -108,8 +97,6 @@ struct Sequence {
   uint64_t ns() const { return r->req.cache_namespace; }
 };
 
-int64_t blocks_for(int64_t positions, int64_t block) { return (positions + block - 1) / block; }
-
 // "1.5 MiB"
 std::string mib(int64_t bytes) {
   char b[32];
@@ -118,19 +105,6 @@ std::string mib(int64_t bytes) {
 }
 
 }  // namespace
-
-int64_t default_kv_cache_bytes(const model::Config& cfg, const EngineOptions& opts, int64_t ctx) {
-  const int64_t B = std::max(1, opts.kv_block_size);
-  const int64_t block = model::KvPool::block_bytes(cfg, B);
-  int64_t per_seq = blocks_for(ctx, B);
-  if (cfg.sliding_window > 0)
-    per_seq = std::min(per_seq, blocks_for(cfg.sliding_window - 1, B) + 1 + blocks_for(std::max(opts.batch_size, 1), B));
-  const int64_t one = per_seq * block;
-  int64_t want = 2 * std::max(opts.parallel, 1) * one;
-  const int64_t avail = mem_available_bytes();
-  if (avail > 0) want = std::min(want, avail / 2);
-  return std::max(want, one);
-}
 
 struct Engine::Impl {
   std::shared_ptr<const model::Model> model;

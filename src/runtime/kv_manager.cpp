@@ -1,10 +1,43 @@
 #include "runtime/kv_manager.h"
 
 #include <algorithm>
+#include <fstream>
+#include <string>
 
+#include "runtime/engine.h"
 #include "util/error.h"
 
 namespace wai::runtime {
+
+namespace {
+
+int64_t blocks_for(int64_t positions, int64_t block) { return (positions + block - 1) / block; }
+
+int64_t mem_available_bytes() {
+  std::ifstream f("/proc/meminfo");
+  std::string key;
+  int64_t kib = 0;
+  std::string unit;
+  while (f >> key >> kib >> unit)
+    if (key == "MemAvailable:") return kib * 1024;
+  return 0;
+}
+
+}  // namespace
+
+// (declared in engine.h, beside EngineOptions)
+int64_t default_kv_cache_bytes(const model::Config& cfg, const EngineOptions& opts, int64_t ctx) {
+  const int64_t B = std::max(1, opts.kv_block_size);
+  const int64_t block = model::KvPool::block_bytes(cfg, B);
+  int64_t per_seq = blocks_for(ctx, B);
+  if (cfg.sliding_window > 0)
+    per_seq = std::min(per_seq, blocks_for(cfg.sliding_window - 1, B) + 1 + blocks_for(std::max(opts.batch_size, 1), B));
+  const int64_t one = per_seq * block;
+  int64_t want = 2 * std::max(opts.parallel, 1) * one;
+  const int64_t avail = mem_available_bytes();
+  if (avail > 0) want = std::min(want, avail / 2);
+  return std::max(want, one);
+}
 
 using model::BlockKey;
 using model::PrefixIndex;

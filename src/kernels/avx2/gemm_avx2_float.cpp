@@ -19,15 +19,6 @@ WAI_ISA_BEGIN("avx2,fma,f16c")
 namespace wai::kernels {
 namespace {
 
-size_t elem_size(DType t) { return t == DType::F32 ? 4 : 2; }
-
-size_t act_bytes(DType w, int64_t n, int64_t cols) { return static_cast<size_t>(n * cols) * elem_size(w); }
-
-void prepare(DType w, const float* x, int64_t, int64_t cols, int64_t t0, int64_t t1, uint8_t* buf) {
-  for (int64_t t = t0; t < t1; ++t)
-    quantize_activation_row(vec_dot_type(w), x + t * cols, buf + static_cast<size_t>(t * cols) * elem_size(w), cols);
-}
-
 template <DType W>
 inline __m256 load8(const uint8_t* p, int64_t c) {
   if constexpr (W == DType::F32) {
@@ -84,7 +75,7 @@ void rows(const uint8_t* w, size_t ws, const uint8_t* x, size_t xs, int64_t n, i
 // Activation rows in chunks of ~256 KiB (L2) while the weight rows pass over them.
 template <DType W>
 void run_type(const GemmArgs& a, int64_t r0, int64_t r1) {
-  const size_t ws = static_cast<size_t>(a.w.cols) * elem_size(W), xs = ws;
+  const size_t ws = static_cast<size_t>(a.w.cols) * float_elem_size(W), xs = ws;
   int64_t chunk = ws ? static_cast<int64_t>((size_t{256} << 10) / ws) : a.n;
   if (chunk < 4) chunk = 4;
   for (int64_t t0 = 0; t0 < a.n; t0 += chunk) {
@@ -107,7 +98,7 @@ void run(const GemmArgs& a, int64_t r0, int64_t r1) {
 
 }  // namespace
 
-const GemmKernel kGemmAvx2Float = {"avx2-float", 2, 1, act_bytes, prepare, run};
+const GemmKernel kGemmAvx2Float = {"avx2-float", 2, 1, float_act_bytes, float_prepare, run};
 
 }  // namespace wai::kernels
 

@@ -21,6 +21,7 @@
 WAI_ISA_BEGIN("avx2,fma,f16c")
 #include <immintrin.h>
 
+#include "kernels/avx2/act_q8.h"
 #include "kernels/avx2/avx2_math.h"
 #include "kernels/blocks.h"
 #include "kernels/gemm.h"
@@ -29,30 +30,7 @@ WAI_ISA_BEGIN("avx2,fma,f16c")
 namespace wai::kernels {
 namespace {
 
-// One q8_0 block of one activation row, block-major: act[b * n + t]. The values of ggml's
-// quantize_row_q8_0 (x86 build), d widened to f32.
-struct Act {
-  int8_t q[kQK0];
-  float d;
-};
-static_assert(sizeof(Act) == 36);
-
 constexpr int64_t kChunk = 64;  // activation rows per pass over the weights
-
-size_t act_bytes(DType, int64_t n, int64_t cols) { return static_cast<size_t>(n * (cols / kQK0)) * sizeof(Act); }
-
-void prepare(DType, const float* x, int64_t n, int64_t cols, int64_t t0, int64_t t1, uint8_t* buf) {
-  const int64_t nb = cols / kQK0;
-  Act* act = reinterpret_cast<Act*>(buf);
-  BlockQ8_0 blk;
-  for (int64_t t = t0; t < t1; ++t)
-    for (int64_t b = 0; b < nb; ++b) {
-      quantize_activation_row(DType::Q8_0, x + t * cols + b * kQK0, &blk, kQK0);
-      Act& o = act[b * n + t];
-      __builtin_memcpy(o.q, blk.qs, kQK0);
-      o.d = _cvtsh_ss(blk.d);
-    }
-}
 
 // The 32 quants of a block as signed bytes.
 template <bool kQ4>
